@@ -1,0 +1,180 @@
+// common.c — errors, checked allocation, hashing, whole-file I/O and clocks.
+#include "mnrl/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+int mnrl_fail(MnrlError *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int mnrl_fail_context(MnrlError *err, const char *fmt, ...) {
+    if (!err) return -1;
+    char previous[MNRL_ERROR_MAX];
+    memcpy(previous, err->msg, sizeof previous);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof err->msg) {
+        snprintf(err->msg + n, sizeof err->msg - (size_t)n, ": %s", previous);
+    }
+    return -1;
+}
+
+static void out_of_memory(size_t bytes) {
+    fprintf(stderr, "mnrl_cuda: out of memory allocating %zu bytes\n", bytes);
+    abort();
+}
+
+void *mnrl_malloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) out_of_memory(bytes);
+    return p;
+}
+
+void *mnrl_calloc(size_t count, size_t size) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) out_of_memory(count * size);
+    return p;
+}
+
+void *mnrl_realloc(void *ptr, size_t bytes) {
+    void *p = realloc(ptr, bytes ? bytes : 1);
+    if (!p) out_of_memory(bytes);
+    return p;
+}
+
+char *mnrl_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = mnrl_malloc(n);
+    memcpy(p, s, n);
+    return p;
+}
+
+static uint64_t avalanche64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+uint64_t mnrl_hash64(const void *data, size_t len, uint64_t seed) {
+    const unsigned char *bytes = data;
+    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+    for (size_t i = 0; i < len; i++) {
+        h ^= bytes[i];
+        h *= 0x100000001b3ULL;
+    }
+    return avalanche64(h);
+}
+
+uint64_t mnrl_splitmix64(uint64_t *state) {
+    *state += 0x9e3779b97f4a7c15ULL;
+    return avalanche64(*state);
+}
+
+uint64_t mnrl_rand_below(uint64_t *state, uint64_t bound) {
+    // Rejection sampling: draw until the value falls below the largest multiple of bound.
+    uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+    uint64_t r;
+    do {
+        r = mnrl_splitmix64(state);
+    } while (r >= limit);
+    return r % bound;
+}
+
+int mnrl_read_file(const char *path, char **out_data, size_t *out_len, MnrlError *err) {
+    // gzopen reads plain files transparently, so one path serves .gz and plain inputs.
+    gzFile f = gzopen(path, "rb");
+    if (!f) return mnrl_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *data = mnrl_malloc(cap);
+    for (;;) {
+        if (cap - len < (1 << 15)) {
+            cap *= 2;
+            data = mnrl_realloc(data, cap);
+        }
+        int n = gzread(f, data + len, (unsigned)(cap - len - 1));
+        if (n < 0) {
+            int code;
+            const char *why = gzerror(f, &code);
+            mnrl_fail(err, "%s: read failed: %s", path, code == Z_ERRNO ? strerror(errno) : why);
+            gzclose(f);
+            free(data);
+            return -1;
+        }
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    gzclose(f);
+    data[len] = '\0';
+    *out_data = data;
+    *out_len = len;
+    return 0;
+}
+
+int mnrl_write_file_atomic(const char *path, const void *data, size_t len, MnrlError *err) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        return mnrl_fail(err, "%s: path too long", path);
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return mnrl_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            mnrl_fail(err, "%s: write failed: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            return -1;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        mnrl_fail(err, "%s: flushing to disk failed: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) != 0) {
+        mnrl_fail(err, "%s: cannot rename into place: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int mnrl_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int mnrl_path_join(char *out, size_t cap, const char *dir, const char *name) {
+    size_t dl = strlen(dir);
+    const char *sep = (dl > 0 && dir[dl - 1] != '/') ? "/" : "";
+    int n = snprintf(out, cap, "%s%s%s", dir, sep, name);
+    return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+}
+
+double mnrl_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
