@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite, as CI does (.ci/run calls exactly this):
+#  1. the release build, warnings as errors, CUDA kernels compiled for sm_80/sm_90a when
+#     nvcc is present, all ctest tests;
+#  2. a CPU-only AddressSanitizer + UndefinedBehaviorSanitizer build, all ctest tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+jobs=$(nproc)
+
+echo "== release build (-Werror) =="
+cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=Release -DMNRL_WERROR=ON
+cmake --build build-ci -j"$jobs"
+(cd build-ci && ctest --output-on-failure -j"$jobs")
+
+echo "== ASan + UBSan build =="
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMNRL_WERROR=ON \
+      -DMNRL_SANITIZE=ON -DMNRL_CUDA=OFF -DMNRL_LINK_BINARY=OFF
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs")
+echo "== all tests passed =="
