@@ -105,7 +105,23 @@ static void test_files_and_hash(void) {
     for (int i = 0; i < 3; i++) CHECK_MSG(counts[i] > 9500 && counts[i] < 10500, "bucket %d: %d", i, counts[i]);
 }
 
+static void test_error_context(void) {
+    MnrlError err;
+    CHECK(mnrl_fail(&err, "line %d: bad", 3) == -1);
+    CHECK(mnrl_fail_context(&err, "data.tsv") == -1);
+    CHECK_STR(err.msg, "data.tsv: line 3: bad");
+    // An over-long message is truncated, never overflowed.
+    char big[3000];
+    memset(big, 'e', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    mnrl_fail(&err, "%s", big);
+    mnrl_fail_context(&err, "ctx");
+    CHECK_EQ_INT(strlen(err.msg), MNRL_ERROR_MAX - 1);
+    CHECK(strncmp(err.msg, "ctx: eee", 8) == 0);
+}
+
 int main(void) {
+    test_error_context();
     test_lines(0);
     test_lines(1);
     test_nul_line();

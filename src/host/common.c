@@ -24,15 +24,23 @@ int mnrl_fail(MnrlError *err, const char *fmt, ...) {
 
 int mnrl_fail_context(MnrlError *err, const char *fmt, ...) {
     if (!err) return -1;
-    char previous[MNRL_ERROR_MAX];
-    memcpy(previous, err->msg, sizeof previous);
+    char context[MNRL_ERROR_MAX];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    vsnprintf(context, sizeof context, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof err->msg) {
-        snprintf(err->msg + n, sizeof err->msg - (size_t)n, ": %s", previous);
+    // Join by hand (context ": " previous), truncating at the buffer's end.
+    char joined[MNRL_ERROR_MAX];
+    size_t n = 0;
+    const char *parts[3] = {context, ": ", err->msg};
+    for (int i = 0; i < 3; i++) {
+        size_t len = strlen(parts[i]);
+        if (len > sizeof joined - 1 - n) len = sizeof joined - 1 - n;
+        memcpy(joined + n, parts[i], len);
+        n += len;
     }
+    joined[n] = '\0';
+    memcpy(err->msg, joined, n + 1);
     return -1;
 }
 
@@ -177,4 +185,47 @@ double mnrl_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+size_t mnrl_edit_distance(const char *a, const char *b) {
+    // Three rolling rows of the dynamic programme: the transposition case looks two back.
+    size_t na = strlen(a), nb = strlen(b);
+    size_t *rows = mnrl_malloc(3 * (nb + 1) * sizeof *rows);
+    size_t *before = rows, *prev = rows + nb + 1, *cur = rows + 2 * (nb + 1);
+    for (size_t j = 0; j <= nb; j++) prev[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = prev[j - 1] + cost;
+            if (prev[j] + 1 < best) best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                before[j - 2] + 1 < best) {
+                best = before[j - 2] + 1;
+            }
+            cur[j] = best;
+        }
+        size_t *oldest = before;
+        before = prev;
+        prev = cur;
+        cur = oldest;
+    }
+    size_t distance = prev[nb];
+    free(rows);
+    return distance;
+}
+
+const char *mnrl_closest_match(const char *typed, const char *const *candidates, size_t n) {
+    const char *best = NULL;
+    size_t best_distance = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = mnrl_edit_distance(typed, candidates[i]);
+        if (d < best_distance) {
+            best_distance = d;
+            best = candidates[i];
+        }
+    }
+    size_t limit = strlen(typed) / 3 > 1 ? strlen(typed) / 3 : 1;
+    return best_distance <= limit ? best : NULL;
 }
