@@ -28,5 +28,8 @@ int tokenizer_vocab_size(const Tokenizer *tok);
 int tokenizer_model_max_length(const Tokenizer *tok);
 // Hash of the vocabulary and every setting that changes the output, for cache keys.
 uint64_t tokenizer_fingerprint(const Tokenizer *tok);
+// The Unicode version of utf8proc that the HF-difference tables in tokenizer.c were made
+// for (tests/reference/make_tokenizer_unicode_tables.py); parity needs utf8proc's to match.
+const char *tokenizer_unicode_tables_version(void);
 
 #endif
