@@ -48,6 +48,14 @@ int mnrl_file_exists(const char *path);
 // Joins a directory and a file name into out (capacity cap); returns -1 when it does not fit.
 int mnrl_path_join(char *out, size_t cap, const char *dir, const char *name);
 
+// Edit distance (Levenshtein plus adjacent transpositions, i.e. optimal string alignment)
+// between two byte strings, for "did you mean" suggestions.
+size_t mnrl_edit_distance(const char *a, const char *b);
+
+// The candidate closest to typed when it is close enough to be a plausible misspelling
+// (distance <= 1, or <= a third of typed's length), else NULL. Ties go to the first.
+const char *mnrl_closest_match(const char *typed, const char *const *candidates, size_t n);
+
 // Monotonic clock in seconds.
 double mnrl_now(void);
 
