@@ -13,7 +13,7 @@ trap 'rm -rf "$TMP"' EXIT
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 
-if ! "$BIN" tokenize --help >/dev/null 2>&1; then
+if ! "$BIN" tokenize --help 2>&1 | grep -q "usage: mnrl_cuda tokenize"; then
     echo "SKIPPED: $BIN does not dispatch the tokenize subcommand yet"
     exit 77
 fi
