@@ -1,9 +1,46 @@
 // cli.h — subcommand entry points. main.c parses the subcommand name and hands the
-// remaining arguments to one of these; each returns the process exit code.
+// remaining arguments to one of these (argv[0] is the subcommand's name, or the program's
+// for the default `train`); each returns the process exit code and prints its own errors.
 #ifndef MNRL_CLI_H
 #define MNRL_CLI_H
 
+#include <stdbool.h>
+
+#include "mnrl/common.h"
+#include "mnrl/config.h"
+
 // mnrl_cuda tokenize MODEL_DIR [--input FILE] [--max-seq-length N]
 int mnrl_cmd_tokenize(int argc, char **argv);
+
+// mnrl_cuda [train] CONFIG.json [--set section.key=value]... [--print-config]
+int mnrl_cmd_train(int argc, char **argv);
+
+// ---- shared by the subcommands that run from a config -----------------------------------
+
+// The config options: `CONFIG.json`, `--set section.key=value` (repeatable),
+// `--print-config`. Each command loops over its arguments, offers each one to
+// mnrl_cli_config_arg and handles the ones it declines itself.
+typedef struct {
+    const char *config_path;  // NULL: none given (the embedded demo, for --print-config)
+    const char **sets;        // "section.key=value" in command-line order (into argv)
+    int n_sets;
+    bool print_config;
+} MnrlConfigArgs;
+
+// Takes argv[*i] (and for --set its value, advancing *i) when it is a config option or
+// the config path: returns 1 when taken, 0 when it is something else, -1 on error.
+int mnrl_cli_config_arg(int argc, char **argv, int *i, MnrlConfigArgs *args, MnrlError *err);
+
+// Loads args->config_path, or the embedded demo config when none was given, with the
+// --set overrides; prints the config's warnings to stderr.
+int mnrl_cli_load_config(const MnrlConfigArgs *args, MnrlConfig *cfg, MnrlError *err);
+
+void mnrl_cli_config_args_free(MnrlConfigArgs *args);
+
+// The lines of --help that describe the config options.
+extern const char mnrl_cli_config_options_help[];
+
+// The name of the embedded demo config in messages.
+#define MNRL_DEMO_CONFIG_NAME "(embedded configs/demo.json)"
 
 #endif
