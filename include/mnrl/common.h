@@ -45,6 +45,8 @@ int mnrl_read_file(const char *path, char **out_data, size_t *out_len, MnrlError
 int mnrl_write_file_atomic(const char *path, const void *data, size_t len, MnrlError *err);
 
 int mnrl_file_exists(const char *path);
+// Creates directory path and any missing parents (mode 0755), like `mkdir -p`.
+int mnrl_mkdir_p(const char *path, MnrlError *err);
 // Joins a directory and a file name into out (capacity cap); returns -1 when it does not fit.
 int mnrl_path_join(char *out, size_t cap, const char *dir, const char *name);
 

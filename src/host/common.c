@@ -174,6 +174,28 @@ int mnrl_file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
+int mnrl_mkdir_p(const char *path, MnrlError *err) {
+    char partial[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof partial) return mnrl_fail(err, "\"%s\": bad directory path", path);
+    memcpy(partial, path, n + 1);
+    // Creates each prefix ending before a '/', then the whole path; existing ones are fine.
+    for (size_t i = 1; i <= n; i++) {
+        if (partial[i] != '/' && partial[i] != '\0') continue;
+        char saved = partial[i];
+        partial[i] = '\0';
+        struct stat st;
+        if (mkdir(partial, 0755) != 0 && errno != EEXIST) {
+            return mnrl_fail(err, "%s: cannot create directory: %s", partial, strerror(errno));
+        }
+        if (stat(partial, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            return mnrl_fail(err, "%s: exists and is not a directory", partial);
+        }
+        partial[i] = saved;
+    }
+    return 0;
+}
+
 int mnrl_path_join(char *out, size_t cap, const char *dir, const char *name) {
     size_t dl = strlen(dir);
     const char *sep = (dl > 0 && dir[dl - 1] != '/') ? "/" : "";
