@@ -27,6 +27,9 @@ void *mnrl_malloc(size_t bytes);
 void *mnrl_calloc(size_t count, size_t size);
 void *mnrl_realloc(void *ptr, size_t bytes);
 char *mnrl_strdup(const char *s);
+// Zeroed memory whose address is a multiple of alignment (a power of two, at least
+// sizeof(void *)), for buffers that vector or GPU-style kernels index; release with free().
+void *mnrl_aligned_calloc(size_t alignment, size_t bytes);
 
 // 64-bit FNV-1a over bytes, then a final avalanche (splitmix64) so low bits are usable as
 // hash-table buckets. Stable across runs and machines (used in cache headers too).

@@ -74,6 +74,15 @@ char *mnrl_strdup(const char *s) {
     return p;
 }
 
+void *mnrl_aligned_calloc(size_t alignment, size_t bytes) {
+    // aligned_alloc wants a size that is a multiple of the alignment.
+    size_t rounded = (bytes + alignment - 1) / alignment * alignment;
+    void *p = aligned_alloc(alignment, rounded ? rounded : alignment);
+    if (!p) out_of_memory(bytes);
+    memset(p, 0, rounded);
+    return p;
+}
+
 static uint64_t avalanche64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
