@@ -58,7 +58,12 @@ static void print_version(void) {
 #else
     const char *sanitizers = "";
 #endif
-    printf("build: %s%s, C compiler %s\n", build, sanitizers, __VERSION__);
+#ifdef __clang__
+    const char *compiler = "";  // clang's __VERSION__ names itself
+#else
+    const char *compiler = "gcc ";
+#endif
+    printf("build: %s%s, compiler %s%s\n", build, sanitizers, compiler, __VERSION__);
 #ifdef MNRL_HAVE_CUDA
     char description[1024];
     mnrl_cuda_describe(description, sizeof description);
