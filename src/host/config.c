@@ -8,7 +8,6 @@
 #include <float.h>
 #include <jansson.h>
 #include <limits.h>
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
