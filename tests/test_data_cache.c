@@ -42,7 +42,8 @@ static void check_matches_source(const DataCache *c, const DataOptions *opt, int
         const char *text = dataset_text(&ds, t, &len);
         int n = tokenizer_encode(tok, text, len, max_len, want);
         uint32_t m = data_cache_tokens(c, t, got);
-        same += (int)m == n && data_cache_length(c, t) == m && memcmp(want, got, m * sizeof *got) == 0;
+        same += (int)m == n && data_cache_length(c, t) == m &&
+                memcmp(want, got, m * sizeof *got) == 0;
         if (m > longest) longest = m;
     }
     CHECK_EQ_INT(same, ds.texts.n);

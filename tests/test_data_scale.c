@@ -38,7 +38,8 @@ static void make_text(uint64_t *rng, char *out, size_t cap, uint64_t r, int posi
     size_t used = 0;
     int n_words = 4 + (int)mnrl_rand_below(rng, 11);
     for (int w = 0; w < n_words; w++) {
-        used += (size_t)snprintf(out + used, cap - used, "%s ", words[mnrl_rand_below(rng, N_WORDS)]);
+        const char *word = words[mnrl_rand_below(rng, N_WORDS)];
+        used += (size_t)snprintf(out + used, cap - used, "%s ", word);
     }
     snprintf(out + used, cap - used, positive ? "(%llu)." : "%llu.", (unsigned long long)r);
 }
@@ -106,7 +107,9 @@ static void check_cache_rows(const DataCache *c, const Tokenizer *tok, char (*sa
     CHECK_EQ_INT(same, checked);
     // Row r's negative is row r-1's anchor: the same id.
     size_t linked = 0;
-    for (size_t r = 1; r < c->n_rows; r++) linked += c->text_id[r * 3 + 2] == c->text_id[(r - 1) * 3];
+    for (size_t r = 1; r < c->n_rows; r++) {
+        linked += c->text_id[r * 3 + 2] == c->text_id[(r - 1) * 3];
+    }
     CHECK_EQ_INT(linked, c->n_rows - 1);
 }
 

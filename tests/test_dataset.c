@@ -242,7 +242,8 @@ static void check_csv(void) {
     CHECK_CONTAINS(try_load(&opt, &ds), "ds_badquote.csv:2: a quote inside an unquoted field");
     write_file("ds_after.csv", "anchor,positive\na,b\n\"c\"d,e\n");
     opt.path = "ds_after.csv";
-    CHECK_CONTAINS(try_load(&opt, &ds), "ds_after.csv:3: unexpected character after a closing quote");
+    CHECK_CONTAINS(try_load(&opt, &ds),
+                   "ds_after.csv:3: unexpected character after a closing quote");
     write_file("ds_open.csv", "anchor,positive\na,b\nc,\"d\n\ne\n");
     opt.path = "ds_open.csv";
     CHECK_CONTAINS(try_load(&opt, &ds), "ds_open.csv:3: a quoted field is never closed "
@@ -369,8 +370,10 @@ static void check_jsonl(void) {
     write_gz("ds_rows.jsonl.gz",
              "{\"anchor\": \"a1\", \"positive\": \"p1\", \"negative\": [\"n1\", \"m1\"]}\n"
              "\n"
-             "{\"positive\": \"p2\", \"anchor\": \"a2\", \"negative\": \"n2\", \"negative_2\": \"m2\"}\n"
-             "{\"anchor\": \"a3\", \"negative_1\": \"n3\", \"positive\": \"p\\u00e93\", \"negative_2\": \"m3\"}\n");
+             "{\"positive\": \"p2\", \"anchor\": \"a2\", \"negative\": \"n2\", "
+             "\"negative_2\": \"m2\"}\n"
+             "{\"anchor\": \"a3\", \"negative_1\": \"n3\", \"positive\": \"p\\u00e93\", "
+             "\"negative_2\": \"m3\"}\n");
     DataOptions opt = data_options_default("ds_rows.jsonl.gz");
     Dataset ds;
     CHECK_STR(try_load(&opt, &ds), "");
@@ -387,7 +390,8 @@ static void check_jsonl(void) {
     dataset_free(&ds);
 
     write_file("ds_k.jsonl", "{\"anchor\": \"a\", \"positive\": \"p\", \"negative\": \"n\"}\n"
-                             "{\"anchor\": \"b\", \"positive\": \"q\", \"negative\": [\"n\", \"o\"]}\n");
+                             "{\"anchor\": \"b\", \"positive\": \"q\", "
+                             "\"negative\": [\"n\", \"o\"]}\n");
     opt.path = "ds_k.jsonl";
     opt.on_error = DATA_ON_ERROR_SKIP;  // a mixed layout is an error even when skipping
     CHECK_STR(try_load(&opt, &ds), "ds_k.jsonl:2: this row has 2 negatives but the first row "
@@ -399,7 +403,8 @@ static void check_jsonl(void) {
                                    "[1, 2]\n"
                                    "{\"anchor\": \"b\"}\n"
                                    "{\"anchor\": \"c\", \"positive\": \"\"}\n"
-                                   "{\"anchor\": \"d\", \"positive\": \"e\", \"negative\": [\"x\", 1]}\n"
+                                   "{\"anchor\": \"d\", \"positive\": \"e\", "
+                                   "\"negative\": [\"x\", 1]}\n"
                                    "{\"anchor\": \"d\", \"anchor\": \"e\", \"positive\": \"e\"}\n"
                                    "{\"anchor\": \"f\", \"positive\": \"g\"}\n");
     opt.path = "ds_badjson.jsonl";
@@ -458,8 +463,8 @@ static void check_allnli_errors(void) {
               "train); set data.split");
     opt.split = "train";
     opt.recipe = DATA_RECIPE_TRIPLETS;
-    snprintf(text, sizeof text, "%strain\tS\tf\ta\tb\tentailment\ntest\tS\tf\tc\td\tcontradiction\n",
-             header);
+    snprintf(text, sizeof text,
+             "%strain\tS\tf\ta\tb\tentailment\ntest\tS\tf\tc\td\tcontradiction\n", header);
     write_file("ds_nli_none.tsv", text);
     opt.path = "ds_nli_none.tsv";
     CHECK_STR(try_load(&opt, &ds), "ds_nli_none.tsv: no sentence of split \"train\" has both "

@@ -7,7 +7,19 @@
 // NoDuplicates sampler compares ids and the cache tokenizes each unique text once.
 //
 // Errors name FILE:LINE. With on_error "skip" a malformed row is skipped and counted per
-// reason; the counts and the first message are in Dataset.skip_summary.
+// reason; the counts and the first message are in Dataset.skip_summary. Malformed: a wrong
+// field count, bytes that are not UTF-8, an empty field (for the triplet recipe, a sentence
+// that is empty after stripping, which Python would keep as ""), an AllNLI label other
+// than entailment/neutral/contradiction (a KeyError in Python), bad CSV quoting, a JSONL
+// line that is not a JSON object, a missing key or a non-string value. JSONL rows whose
+// number of negatives differs from the first row's are an error even under "skip".
+//
+// The triplet recipe follows sentence-transformers' training_nli_v2.py (2021): sentences
+// stripped as str.strip(), pairs recorded both ways, and for each sentence (first-seen
+// order) with an entailment and a contradiction partner the rows (s, e, c), (e', s, c').
+// Partners are drawn with mnrl_rand_below(seed) from the de-duplicated partner lists in
+// first-seen order; Python draws from sets, whose order is hash-randomised, so only the
+// count, the anchor order and the relation can be compared with Python (the test does).
 #ifndef MNRL_DATASET_H
 #define MNRL_DATASET_H
 

@@ -92,7 +92,9 @@ static void unmap(DataCache *c) {
 
 // Why the stored header does not match the wanted one, or NULL when it does.
 static const char *header_mismatch(const DataCacheHeader *got, const DataCacheHeader *want) {
-    if (memcmp(got->magic, DATA_CACHE_MAGIC, sizeof got->magic) != 0) return "not a data cache file";
+    if (memcmp(got->magic, DATA_CACHE_MAGIC, sizeof got->magic) != 0) {
+        return "not a data cache file";
+    }
     if (got->endian != DATA_CACHE_ENDIAN) return "written on a machine of other endianness";
     if (got->version != DATA_CACHE_VERSION) return "written by another cache format version";
     if (got->header_hash != header_hash(got)) return "corrupt header";
@@ -141,7 +143,8 @@ static const char *set_views(DataCache *c) {
     }
     if (c->offset[0] != 0 || c->offset[c->n_texts] != h->n_tokens) return "corrupt offsets";
     for (uint32_t t = 0; t < c->n_texts; t++) {
-        if (c->offset[t + 1] < c->offset[t] || c->offset[t + 1] - c->offset[t] > h->max_seq_length) {
+        uint64_t begin = c->offset[t], end = c->offset[t + 1];
+        if (end < begin || end - begin > h->max_seq_length) {
             return "corrupt offsets";
         }
     }

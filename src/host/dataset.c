@@ -107,7 +107,8 @@ static void write_skip_summary(Loader *ld) {
                          (unsigned long long)ds->skipped[r], skip_reason_name[r]);
         if (w > 0) used += (size_t)w;
     }
-    snprintf(ds->skip_summary, sizeof ds->skip_summary, "skipped %llu malformed row%s (%s); first: %.1400s",
+    snprintf(ds->skip_summary, sizeof ds->skip_summary,
+             "skipped %llu malformed row%s (%s); first: %.1400s",
              (unsigned long long)ds->skipped_total, ds->skipped_total == 1 ? "" : "s", reasons,
              ld->first_skip);
 }
@@ -290,8 +291,11 @@ static void note_split(SplitsSeen *seen, const char *split) {
     for (size_t i = 0; i < seen->n; i++) {
         if (strcmp(seen->name[i], split) == 0) return;
     }
-    if (seen->n < sizeof seen->name / sizeof seen->name[0]) seen->name[seen->n++] = mnrl_strdup(split);
-    else seen->more = 1;
+    if (seen->n < sizeof seen->name / sizeof seen->name[0]) {
+        seen->name[seen->n++] = mnrl_strdup(split);
+    } else {
+        seen->more = 1;
+    }
 }
 
 static void free_splits(SplitsSeen *seen) {
@@ -722,7 +726,9 @@ static int json_object_row(Loader *ld, size_t line, const json_t *obj, JsonRow *
         const char *key;
         const json_t *v;
         json_object_foreach((json_t *)obj, key, v) {
-            if (is_negative_name(key) && (rc = json_texts(ld, line, key, v, 1, row, err)) <= 0) break;
+            if (!is_negative_name(key)) continue;
+            rc = json_texts(ld, line, key, v, 1, row, err);
+            if (rc <= 0) break;
         }
     }
     return rc;
@@ -833,7 +839,13 @@ static int load_format(Loader *ld, DataFormat format, MnrlError *err) {
 }
 
 int dataset_load(const DataOptions *opt, Dataset *ds, MnrlError *err) {
+    MnrlError ignored;  // skipped rows' messages pass through err, so it must exist
+    if (!err) err = &ignored;
     memset(ds, 0, sizeof *ds);
+    if (!opt->path || !opt->split || !opt->anchor_column || !opt->positive_column) {
+        return mnrl_fail(err, "dataset_load: path, split and column names must be set "
+                         "(start from data_options_default)");
+    }
     text_table_init(&ds->texts);
     Loader ld = {.opt = opt, .ds = ds};
     int rc = dataset_detect_format(opt->path, opt->format, &ds->format, err);
