@@ -8,6 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// C linkage when included from C++ (the .cu kernel files report errors through mnrl_fail).
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define MNRL_ERROR_MAX 2048
 
 typedef struct {
@@ -63,5 +68,9 @@ const char *mnrl_closest_match(const char *typed, const char *const *candidates,
 
 // Monotonic clock in seconds.
 double mnrl_now(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
