@@ -73,6 +73,9 @@ const SafetensorsTensor *safetensors_find(const SafetensorsFile *file, const cha
 // The __metadata__ value for key, or NULL.
 const char *safetensors_metadata(const SafetensorsFile *file, const char *key);
 
+// Writes a shape as "[4, 32]" (ndim 0: "[]") into out, truncating to cap bytes.
+void safetensors_format_shape(char *out, size_t cap, const int64_t *shape, int ndim);
+
 // Converts an F32, F16 or BF16 tensor into out[numel] float32 (exact for all three,
 // subnormals, infinities and NaNs included). Other dtypes: an error naming the dtype.
 int safetensors_read_f32(const SafetensorsFile *file, const SafetensorsTensor *tensor, float *out,

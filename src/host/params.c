@@ -125,13 +125,6 @@ static bool canonical_name(const char *file_name, char *out, size_t cap) {
     return true;
 }
 
-static void format_shape(char *out, size_t cap, const int64_t *shape, int ndim) {
-    size_t n = (size_t)snprintf(out, cap, "[");
-    for (int d = 0; d < ndim && n < cap; d++)
-        n += (size_t)snprintf(out + n, cap - n, d ? ", %lld" : "%lld", (long long)shape[d]);
-    if (n < cap) snprintf(out + n, cap - n, "]");
-}
-
 static int load_tensor(const ParamTable *t, const SafetensorsFile *file, const SafetensorsTensor *st,
                        const char **loaded_from, float *buffer, MnrlError *err) {
     char name[PARAMS_NAME_MAX + 16];
@@ -150,8 +143,8 @@ static int load_tensor(const ParamTable *t, const SafetensorsFile *file, const S
     for (int d = 0; same_shape && d < p->ndim; d++) same_shape = st->shape[d] == p->shape[d];
     if (!same_shape) {
         char expected[64], found[256];
-        format_shape(expected, sizeof expected, p->shape, p->ndim);
-        format_shape(found, sizeof found, st->shape, st->ndim);
+        safetensors_format_shape(expected, sizeof expected, p->shape, p->ndim);
+        safetensors_format_shape(found, sizeof found, st->shape, st->ndim);
         return mnrl_fail(err, "%s: tensor \"%s\": expected shape %s (from config.json), found %s; the weights and "
                          "config.json do not belong together",
                          file->path, st->name, expected, found);
@@ -166,7 +159,7 @@ static int check_complete(const ParamTable *t, const char *path, const char **lo
         if (!loaded_from[i] && missing++ == 0) first = i;
     if (missing == 0) return 0;
     char shape[64];
-    format_shape(shape, sizeof shape, t->tensors[first].shape, t->tensors[first].ndim);
+    safetensors_format_shape(shape, sizeof shape, t->tensors[first].shape, t->tensors[first].ndim);
     return mnrl_fail(err, "%s: missing tensor \"%s\" (shape %s)%s; the file does not hold a complete BertModel "
                      "for config.json (%d layers)",
                      path, t->tensors[first].name, shape, missing > 1 ? " and others" : "",

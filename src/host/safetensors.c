@@ -116,9 +116,8 @@ uint16_t safetensors_f32_to_bf16(float f) {
 
 // ---- reading ----------------------------------------------------------------------------
 
-static void format_shape(char *out, size_t cap, const int64_t *shape, int ndim) {
-    size_t n = 0;
-    n += (size_t)snprintf(out + n, cap - n, "[");
+void safetensors_format_shape(char *out, size_t cap, const int64_t *shape, int ndim) {
+    size_t n = (size_t)snprintf(out, cap, "[");
     for (int d = 0; d < ndim && n < cap; d++)
         n += (size_t)snprintf(out + n, cap - n, d ? ", %" PRId64 : "%" PRId64, shape[d]);
     if (n < cap) snprintf(out + n, cap - n, "]");
@@ -174,7 +173,7 @@ static int parse_tensor(const char *path, const char *name, const json_t *info, 
         return mnrl_fail(err, "%s: tensor \"%s\": \"data_offsets\" must be [begin, end] with 0 <= begin <= end; " CORRUPT_HINT,
                          path, name);
     char shape_text[256];
-    format_shape(shape_text, sizeof shape_text, t->shape, t->ndim);
+    safetensors_format_shape(shape_text, sizeof shape_text, t->shape, t->ndim);
     if ((uint64_t)(last - first) != (uint64_t)t->nbytes)
         return mnrl_fail(err, "%s: tensor \"%s\": data_offsets [%" PRId64 ", %" PRId64 "] hold %" PRId64
                          " bytes, but shape %s of %s needs %zu; " CORRUPT_HINT,
