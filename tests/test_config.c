@@ -56,14 +56,14 @@ static void test_defaults(void) {
     CHECK_EQ_INT(c.model.precision, MNRL_PRECISION_BF16);
     CHECK_EQ_INT(c.model.backend, MNRL_BACKEND_AUTO);
     CHECK_STR(c.data.train, "t.tsv");
-    CHECK_EQ_INT(c.data.format, MNRL_FORMAT_AUTO);
-    CHECK_EQ_INT(c.data.recipe, MNRL_RECIPE_TRIPLETS);
+    CHECK_EQ_INT(c.data.format, DATA_FORMAT_AUTO);
+    CHECK_EQ_INT(c.data.recipe, DATA_RECIPE_TRIPLETS);
     CHECK_STR(c.data.split, "train");
     CHECK_STR(c.data.anchor_column, "anchor");
     CHECK_STR(c.data.positive_column, "positive");
     CHECK_EQ_INT(c.data.n_negative_columns, 0);
     CHECK_EQ_INT(c.data.max_rows, 0);
-    CHECK_EQ_INT(c.data.on_error, MNRL_ON_ERROR_FAIL);
+    CHECK_EQ_INT(c.data.on_error, DATA_ON_ERROR_FAIL);
     CHECK_STR(c.data.cache_dir, ".mnrl_cache");
     CHECK_EQ_INT(c.train.batch_size, 128);
     CHECK_EQ_INT(c.train.epochs, 1);
@@ -277,7 +277,7 @@ static void test_sets(void) {
     CHECK_STR(c.data.split, "2019");
     CHECK_STR(c.output.dir, "runs/a=b");
     CHECK_STR(c.model.path, "quoted path");
-    CHECK_EQ_INT(c.data.on_error, MNRL_ON_ERROR_SKIP);
+    CHECK_EQ_INT(c.data.on_error, DATA_ON_ERROR_SKIP);
     CHECK_EQ_INT(c.train.seed, 8);
     CHECK_STR(c.eval.sts_file, "");
     config_free(&c);
@@ -430,7 +430,7 @@ static void test_shipped_configs(void) {
     load_shipped("nli.json", &c);
     CHECK_STR(c.model.path, "models/bert-base-uncased");
     CHECK_STR(c.data.train, "data/AllNLI.tsv.gz");
-    CHECK_EQ_INT(c.data.recipe, MNRL_RECIPE_TRIPLETS);
+    CHECK_EQ_INT(c.data.recipe, DATA_RECIPE_TRIPLETS);
     CHECK_EQ_INT(c.train.batch_size, 128);
     CHECK_EQ_INT(c.model.max_seq_length, 75);
     CHECK(c.train.lr == 2e-5);
@@ -444,7 +444,7 @@ static void test_shipped_configs(void) {
     config_free(&c);
     // The MNR-loss article's recipe.
     load_shipped("nli-pairs.json", &c);
-    CHECK_EQ_INT(c.data.recipe, MNRL_RECIPE_PAIRS);
+    CHECK_EQ_INT(c.data.recipe, DATA_RECIPE_PAIRS);
     CHECK_EQ_INT(c.train.batch_size, 32);
     CHECK(c.train.lr == 2e-5);
     CHECK(c.train.warmup_ratio == 0.1);
@@ -456,7 +456,7 @@ static void test_shipped_configs(void) {
     CHECK_STR(c.model.path, "models/all-MiniLM-L6-v2");
     CHECK_STR(c.data.train, "data/snli_dev_test.tsv.gz");
     CHECK_STR(c.data.split, "dev");
-    CHECK_EQ_INT(c.data.recipe, MNRL_RECIPE_PAIRS);
+    CHECK_EQ_INT(c.data.recipe, DATA_RECIPE_PAIRS);
     CHECK_EQ_INT(c.train.batch_size, 32);
     CHECK_EQ_INT(c.model.max_seq_length, 64);
     CHECK_STR(c.output.dir, "output/demo");

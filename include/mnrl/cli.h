@@ -15,6 +15,9 @@ int mnrl_cmd_tokenize(int argc, char **argv);
 // mnrl_cuda [train] CONFIG.json [--set section.key=value]... [--print-config]
 int mnrl_cmd_train(int argc, char **argv);
 
+// mnrl_cuda prepare CONFIG.json [--set section.key=value]... [--print-config]
+int mnrl_cmd_prepare(int argc, char **argv);
+
 // ---- shared by the subcommands that run from a config -----------------------------------
 
 // The config options: `CONFIG.json`, `--set section.key=value` (repeatable),
@@ -36,6 +39,19 @@ int mnrl_cli_config_arg(int argc, char **argv, int *i, MnrlConfigArgs *args, Mnr
 int mnrl_cli_load_config(const MnrlConfigArgs *args, MnrlConfig *cfg, MnrlError *err);
 
 void mnrl_cli_config_args_free(MnrlConfigArgs *args);
+
+// The whole front of a config-driven subcommand `name`: parses CONFIG, --set,
+// --print-config and --help, loads the config, and handles --help and --print-config
+// itself. Returns MNRL_CLI_CONTINUE with *cfg loaded when the command should run;
+// otherwise the exit code (0 after --help or --print-config, 1 for a config error, 2 for
+// a usage error), its messages already printed.
+#define MNRL_CLI_CONTINUE (-1)
+int mnrl_cli_config_command(int argc, char **argv, const char *name, void (*print_help)(void),
+                            MnrlConfig *cfg);
+
+// The data section of cfg as the data module's options (strings borrowed from cfg; the
+// triplet recipe's partner draws use train.seed).
+void mnrl_cli_data_options(const MnrlConfig *cfg, DataOptions *opt);
 
 // The lines of --help that describe the config options.
 extern const char mnrl_cli_config_options_help[];

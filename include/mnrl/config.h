@@ -15,20 +15,13 @@
 #include <stdint.h>
 
 #include "mnrl/common.h"
+#include "mnrl/dataset.h"
 
 // Enumerated keys: the C constants are in the order of the JSON strings in docs/config.md.
 typedef enum { MNRL_POOLING_MEAN } MnrlPooling;
 typedef enum { MNRL_PRECISION_BF16, MNRL_PRECISION_FP32 } MnrlPrecision;
 typedef enum { MNRL_BACKEND_AUTO, MNRL_BACKEND_CUDA, MNRL_BACKEND_CPU } MnrlBackend;
-typedef enum {
-    MNRL_FORMAT_AUTO,
-    MNRL_FORMAT_ALLNLI,
-    MNRL_FORMAT_TSV,
-    MNRL_FORMAT_CSV,
-    MNRL_FORMAT_JSONL
-} MnrlDataFormat;
-typedef enum { MNRL_RECIPE_TRIPLETS, MNRL_RECIPE_PAIRS } MnrlRecipe;
-typedef enum { MNRL_ON_ERROR_FAIL, MNRL_ON_ERROR_SKIP } MnrlOnError;
+// data.format, data.recipe and data.on_error use the data module's enums (dataset.h).
 typedef enum {
     MNRL_DIST_AUTO,
     MNRL_DIST_MPI,
@@ -49,15 +42,15 @@ typedef struct {
 
 typedef struct {
     char *train;              // training file (required)
-    MnrlDataFormat format;
-    MnrlRecipe recipe;        // AllNLI only
+    DataFormat format;
+    DataRecipe recipe;        // AllNLI only
     char *split;              // AllNLI rows whose split column equals this
     char *anchor_column;      // TSV/CSV/JSONL column names
     char *positive_column;
     char **negative_columns;  // empty: every column "negative" or "negative_*", file order
     int n_negative_columns;
     int64_t max_rows;         // 0: all rows
-    MnrlOnError on_error;
+    DataOnError on_error;
     char *cache_dir;
 } MnrlDataConfig;
 

@@ -27,4 +27,7 @@ void progress_end(Progress *p);
 // "label  42% [########..........] 4,200/10,000 texts | 1.2k texts/s | ETA 0:05".
 void progress_format(const Progress *p, double elapsed, char *buf, size_t cap);
 
+// v with thousands separators: 1234567 -> "1,234,567" (as the step lines print counts).
+void mnrl_format_count(uint64_t v, char *buf, size_t cap);
+
 #endif

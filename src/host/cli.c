@@ -55,3 +55,58 @@ void mnrl_cli_config_args_free(MnrlConfigArgs *args) {
     free(args->sets);
     memset(args, 0, sizeof *args);
 }
+
+int mnrl_cli_config_command(int argc, char **argv, const char *name, void (*print_help)(void),
+                            MnrlConfig *cfg) {
+    MnrlConfigArgs args = {0};
+    MnrlError err;
+    int exit_code = MNRL_CLI_CONTINUE;
+    for (int i = 1; i < argc && exit_code == MNRL_CLI_CONTINUE; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            print_help();
+            exit_code = 0;
+            break;
+        }
+        int taken = mnrl_cli_config_arg(argc, argv, &i, &args, &err);
+        if (taken == 0) {
+            mnrl_fail(&err, "unknown option %s; see mnrl_cuda %s --help", argv[i], name);
+        }
+        if (taken <= 0) {
+            fprintf(stderr, "mnrl_cuda %s: %s\n", name, err.msg);
+            exit_code = 2;
+        }
+    }
+    if (exit_code == MNRL_CLI_CONTINUE && !args.config_path && !args.print_config) {
+        fprintf(stderr, "mnrl_cuda %s: no CONFIG.json given, e.g. mnrl_cuda %s "
+                        "configs/nli.json; see mnrl_cuda %s --help\n", name, name, name);
+        exit_code = 2;
+    }
+    if (exit_code == MNRL_CLI_CONTINUE) {
+        if (mnrl_cli_load_config(&args, cfg, &err) != 0) {
+            fprintf(stderr, "mnrl_cuda %s: %s\n", name, err.msg);
+            exit_code = 1;
+        } else if (args.print_config) {
+            char *text = config_to_json(cfg);
+            puts(text);
+            free(text);
+            config_free(cfg);
+            exit_code = 0;
+        }
+    }
+    mnrl_cli_config_args_free(&args);
+    return exit_code;
+}
+
+void mnrl_cli_data_options(const MnrlConfig *cfg, DataOptions *opt) {
+    *opt = data_options_default(cfg->data.train);
+    opt->format = cfg->data.format;
+    opt->recipe = cfg->data.recipe;
+    opt->split = cfg->data.split;
+    opt->anchor_column = cfg->data.anchor_column;
+    opt->positive_column = cfg->data.positive_column;
+    opt->negative_columns = (const char *const *)cfg->data.negative_columns;
+    opt->n_negative_columns = (size_t)cfg->data.n_negative_columns;
+    opt->max_rows = (uint64_t)cfg->data.max_rows;
+    opt->on_error = cfg->data.on_error;
+    opt->seed = (uint64_t)cfg->train.seed;
+}

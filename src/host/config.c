@@ -55,7 +55,7 @@ static const char *const dist_names[] = {"auto", "mpi", "env", "single", NULL};
 
 // Choice fields are C enums written through an int pointer.
 _Static_assert(sizeof(MnrlPrecision) == sizeof(int), "enum fields must be int-sized");
-_Static_assert(sizeof(MnrlDataFormat) == sizeof(int), "enum fields must be int-sized");
+_Static_assert(sizeof(DataFormat) == sizeof(int), "enum fields must be int-sized");
 
 #define AT(field) offsetof(MnrlConfig, field)
 #define INT(sec, key, lo, hi, def, fl) \
@@ -78,15 +78,15 @@ static const KeySpec schema[] = {
     CHOICE(model, backend, backend_names, MNRL_BACKEND_AUTO, 0),
 
     STRING(data, train, NULL, REQUIRED | NON_EMPTY),
-    CHOICE(data, format, format_names, MNRL_FORMAT_AUTO, HASHED),
-    CHOICE(data, recipe, recipe_names, MNRL_RECIPE_TRIPLETS, HASHED),
+    CHOICE(data, format, format_names, DATA_FORMAT_AUTO, HASHED),
+    CHOICE(data, recipe, recipe_names, DATA_RECIPE_TRIPLETS, HASHED),
     STRING(data, split, "train", HASHED),
     STRING(data, anchor_column, "anchor", NON_EMPTY | HASHED),
     STRING(data, positive_column, "positive", NON_EMPTY | HASHED),
     {"data", "negative_columns", KEY_STRING_LIST, AT(data.negative_columns),
      AT(data.n_negative_columns), 0, 0, 0, NULL, NULL, HASHED},
     INT64(data, max_rows, 0, 0, HASHED),
-    CHOICE(data, on_error, on_error_names, MNRL_ON_ERROR_FAIL, HASHED),
+    CHOICE(data, on_error, on_error_names, DATA_ON_ERROR_FAIL, HASHED),
     STRING(data, cache_dir, ".mnrl_cache", NON_EMPTY),
 
     INT(train, batch_size, 1, INT_MAX, 128, HASHED),

@@ -23,7 +23,7 @@ void progress_begin(Progress *p, FILE *out, const char *label, const char *unit,
 }
 
 // 1234567 -> "1,234,567".
-static void with_commas(uint64_t v, char *buf, size_t cap) {
+void mnrl_format_count(uint64_t v, char *buf, size_t cap) {
     char digits[32];
     int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
     size_t o = 0;
@@ -56,8 +56,8 @@ void progress_format(const Progress *p, double elapsed, char *buf, size_t cap) {
     for (int i = 0; i < BAR_WIDTH; i++) bar[i] = i < filled ? '#' : '.';
     bar[BAR_WIDTH] = '\0';
     char done[32], total[32], rate[32], eta[32] = "?";
-    with_commas(p->done, done, sizeof done);
-    with_commas(p->total, total, sizeof total);
+    mnrl_format_count(p->done, done, sizeof done);
+    mnrl_format_count(p->total, total, sizeof total);
     double per_second = elapsed > 0 ? (double)p->done / elapsed : 0.0;
     short_number(per_second, rate, sizeof rate);
     if (per_second > 0) clock_time((double)(p->total - p->done) / per_second, eta, sizeof eta);
@@ -92,7 +92,7 @@ void progress_end(Progress *p) {
     if (!p->out) return;
     double elapsed = mnrl_now() - p->t_start;
     char total[32], rate[32];
-    with_commas(p->total, total, sizeof total);
+    mnrl_format_count(p->total, total, sizeof total);
     short_number(elapsed > 0 ? (double)p->total / elapsed : 0.0, rate, sizeof rate);
     fprintf(p->out, "%s%s: %s %s in %.1f s (%s %s/s)\n", p->tty ? "\r\033[K" : "", p->label,
             total, p->unit, elapsed, rate, p->unit);

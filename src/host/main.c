@@ -17,6 +17,7 @@ typedef struct {
 
 static const Subcommand subcommands[] = {
     {"train", mnrl_cmd_train, "train a model from CONFIG.json (the default subcommand)"},
+    {"prepare", mnrl_cmd_prepare, "check the data, cache and batches of CONFIG.json (a dry run)"},
     {"tokenize", mnrl_cmd_tokenize, "print the token ids of text lines, as the HF tokenizer"},
     {"eval", NULL, "evaluate a model on an STS file"},
     {"encode", NULL, "embed sentences with a trained model"},

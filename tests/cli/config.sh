@@ -1,34 +1,6 @@
 # config.sh — the command line around configurations: exit codes, messages, and
 # --print-config round trips. Usage: bash config.sh /path/to/mnrl_cuda /path/to/repo
-set -u
-BIN=$1
-ROOT=$2
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-cd "$ROOT" || exit 1
-
-checks=0
-failures=0
-fail() { failures=$((failures + 1)); echo "FAILED: $*" >&2; }
-
-# expect CODE DESCRIPTION -- COMMAND...: runs COMMAND, keeps stdout/stderr in $TMP/out, err.
-expect() {
-    local want=$1 what=$2
-    shift 3
-    checks=$((checks + 1))
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    local got=$?
-    if [ "$got" != "$want" ]; then
-        fail "$what: exit $got, expected $want"
-        sed 's/^/  stderr: /' "$TMP/err" >&2
-    fi
-}
-
-# contains FILE TEXT: the file has TEXT (a fixed string).
-contains() {
-    checks=$((checks + 1))
-    grep -qF -- "$2" "$1" || { fail "$1 lacks \"$2\""; sed 's/^/  | /' "$1" >&2; }
-}
+source "$(dirname "$0")/../cli_lib.sh"
 
 expect 0 "--help" -- "$BIN" --help
 contains "$TMP/out" "usage: mnrl_cuda [train] CONFIG.json"
@@ -101,5 +73,4 @@ expect 0 "reprint with --set" -- "$BIN" "$TMP/set.json" --print-config
 checks=$((checks + 1))
 cmp -s "$TMP/out" "$TMP/set.json" || fail "print with --set -> load -> print differs"
 
-echo "$checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+finish
