@@ -68,6 +68,16 @@ static int test_checks = 0;
         exit(77);                                                                \
     } while (0)
 
+// Writes a NUL-terminated string to a file in the working directory (tests' inputs);
+// a failure to write ends the test, since nothing after it would mean anything.
+static inline void test_write_file(const char *path, const char *content) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fputs(content, f) < 0 || fclose(f) != 0) {
+        perror(path);
+        exit(1);
+    }
+}
+
 // Ends main: prints the tally and returns the exit code.
 #define TEST_END()                                                               \
     do {                                                                         \

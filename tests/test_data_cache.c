@@ -15,16 +15,6 @@
 
 static Tokenizer *tok;
 
-static void write_file(const char *path, const char *content) {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    fputs(content, f);
-    fclose(f);
-}
-
 // Every row and every text's tokens of the cache equal a fresh dataset_load + encode.
 static void check_matches_source(const DataCache *c, const DataOptions *opt, int max_len) {
     Dataset ds;
@@ -136,7 +126,7 @@ static void check_snli_cache(void) {
 
 // A changed source rebuilds the same cache file; the skip summary is kept in the cache.
 static void check_source_change(void) {
-    write_file("dc_rows.tsv", "anchor\tpositive\tnegative\n"
+    test_write_file("dc_rows.tsv", "anchor\tpositive\tnegative\n"
                               "A man plays.\tSomeone plays.\tNobody plays.\n"
                               "only\ttwo\n"
                               "Cats sleep.\tA cat is asleep.\tCats run.\n");
@@ -159,7 +149,7 @@ static void check_source_change(void) {
     CHECK_CONTAINS(c.skip_summary, "skipped 1 malformed row");
     data_cache_close(&c);
 
-    write_file("dc_rows.tsv", "anchor\tpositive\tnegative\n"
+    test_write_file("dc_rows.tsv", "anchor\tpositive\tnegative\n"
                               "A man plays.\tSomeone plays.\tNobody plays.\n"
                               "Cats sleep.\tA cat is asleep.\tCats run!\n");
     open_cache(&opt, 32, &c);

@@ -12,16 +12,6 @@
 #define SNLI MNRL_SOURCE_DIR "/data/snli_dev_test.tsv.gz"
 #define STSB MNRL_SOURCE_DIR "/data/stsbenchmark.tsv.gz"
 
-static void write_file(const char *path, const char *content) {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    fputs(content, f);
-    fclose(f);
-}
-
 static json_t *load_json(const char *path) {
     char *data;
     size_t len;
@@ -202,7 +192,7 @@ static const char *try_load(DataOptions *opt, Dataset *ds) {
 }
 
 static void check_csv(void) {
-    write_file("ds_quoting.csv",
+    test_write_file("ds_quoting.csv",
                "anchor,positive,negative\n"
                "plain,\"with, comma\",\"say \"\"hi\"\"\"\n"
                "\"two\nlines\",\"\",x\n"
@@ -228,7 +218,7 @@ static void check_csv(void) {
                                "ds_quoting.csv:3: empty field \"positive\"");
     dataset_free(&ds);
 
-    write_file("ds_multiline.csv", "anchor,positive\n\"first\nsecond\nthird\",p\nq,\"r\"\n");
+    test_write_file("ds_multiline.csv", "anchor,positive\n\"first\nsecond\nthird\",p\nq,\"r\"\n");
     opt.path = "ds_multiline.csv";
     CHECK_STR(try_load(&opt, &ds), "");
     CHECK_EQ_INT(ds.n_rows, 2);
@@ -237,25 +227,25 @@ static void check_csv(void) {
     dataset_free(&ds);
 
     opt.on_error = DATA_ON_ERROR_FAIL;
-    write_file("ds_badquote.csv", "anchor,positive\na,b\"c\nx,y\n");
+    test_write_file("ds_badquote.csv", "anchor,positive\na,b\"c\nx,y\n");
     opt.path = "ds_badquote.csv";
     CHECK_CONTAINS(try_load(&opt, &ds), "ds_badquote.csv:2: a quote inside an unquoted field");
-    write_file("ds_after.csv", "anchor,positive\na,b\n\"c\"d,e\n");
+    test_write_file("ds_after.csv", "anchor,positive\na,b\n\"c\"d,e\n");
     opt.path = "ds_after.csv";
     CHECK_CONTAINS(try_load(&opt, &ds),
                    "ds_after.csv:3: unexpected character after a closing quote");
-    write_file("ds_open.csv", "anchor,positive\na,b\nc,\"d\n\ne\n");
+    test_write_file("ds_open.csv", "anchor,positive\na,b\nc,\"d\n\ne\n");
     opt.path = "ds_open.csv";
     CHECK_CONTAINS(try_load(&opt, &ds), "ds_open.csv:3: a quoted field is never closed "
                                         "(end of file reached)");
-    write_file("ds_count.csv", "anchor,positive\na,b\nc,d,e\n");
+    test_write_file("ds_count.csv", "anchor,positive\na,b\nc,d,e\n");
     opt.path = "ds_count.csv";
     CHECK_CONTAINS(try_load(&opt, &ds), "ds_count.csv:3: expected 2 comma-separated fields "
                                         "(as in the header), got 3");
 }
 
 static void check_tsv(void) {
-    write_file("ds_generic.tsv", "id\tnegative\tanchor\tnegative_2\tpositive\tnote\n"
+    test_write_file("ds_generic.tsv", "id\tnegative\tanchor\tnegative_2\tpositive\tnote\n"
                                  "1\tn1\ta1\tm1\tp1\tx\n"
                                  "2\tn2\ta2\tm2\tp2\ty\n"
                                  "3\tn1\tp1\tm3\ta1\tz\n");
@@ -303,15 +293,15 @@ static void check_tsv(void) {
               "(columns present: id, negative, anchor, negative_2, positive, note); set "
               "data.anchor_column");
 
-    write_file("ds_pairs.tsv", "anchor\tpositive\nx\ty\nonly one\n\tz\n");
+    test_write_file("ds_pairs.tsv", "anchor\tpositive\nx\ty\nonly one\n\tz\n");
     opt = data_options_default("ds_pairs.tsv");
     CHECK_STR(try_load(&opt, &ds), "ds_pairs.tsv:3: expected 2 tab-separated fields (as in "
               "the header), got 1; fix the row, or set data.on_error to \"skip\" to skip "
               "malformed rows");
-    write_file("ds_header_only.tsv", "anchor\tpositive\n");
+    test_write_file("ds_header_only.tsv", "anchor\tpositive\n");
     opt.path = "ds_header_only.tsv";
     CHECK_STR(try_load(&opt, &ds), "ds_header_only.tsv: no rows (the file has no data lines)");
-    write_file("ds_empty.tsv", "");
+    test_write_file("ds_empty.tsv", "");
     opt.path = "ds_empty.tsv";
     CHECK_STR(try_load(&opt, &ds), "ds_empty.tsv: empty file (no header line)");
     opt.path = "ds_missing.tsv";
@@ -323,7 +313,7 @@ static void check_tsv(void) {
 
 // The skip summary counts each reason and quotes the first message.
 static void check_skip_counts(void) {
-    write_file("ds_bad.tsv", "anchor\tpositive\tnegative\n"
+    test_write_file("ds_bad.tsv", "anchor\tpositive\tnegative\n"
                              "a\tb\tc\n"
                              "too\tfew\n"
                              "bad \xff byte\tp\tn\n"
@@ -347,12 +337,12 @@ static void check_skip_counts(void) {
     CHECK_STR(cell(&ds, 1, 2), "f");
     dataset_free(&ds);
     opt.on_error = DATA_ON_ERROR_FAIL;
-    write_file("ds_utf8.tsv", "anchor\tpositive\nok\tfine\nab\xc3\x28\tp\n");
+    test_write_file("ds_utf8.tsv", "anchor\tpositive\nok\tfine\nab\xc3\x28\tp\n");
     opt.path = "ds_utf8.tsv";
     CHECK_STR(try_load(&opt, &ds), "ds_utf8.tsv:3: not valid UTF-8 at byte offset 2 of the "
               "line; the file must be UTF-8 text; fix the row, or set data.on_error to "
               "\"skip\" to skip malformed rows");
-    write_file("ds_allbad.tsv", "anchor\tpositive\nx\n\ty\n");
+    test_write_file("ds_allbad.tsv", "anchor\tpositive\nx\n\ty\n");
     opt.path = "ds_allbad.tsv";
     opt.on_error = DATA_ON_ERROR_SKIP;
     CHECK_STR(try_load(&opt, &ds), "ds_allbad.tsv: no rows left: skipped 2 malformed rows "
@@ -389,7 +379,7 @@ static void check_jsonl(void) {
     CHECK_STR(ds.column_names[3], "negative_2");
     dataset_free(&ds);
 
-    write_file("ds_k.jsonl", "{\"anchor\": \"a\", \"positive\": \"p\", \"negative\": \"n\"}\n"
+    test_write_file("ds_k.jsonl", "{\"anchor\": \"a\", \"positive\": \"p\", \"negative\": \"n\"}\n"
                              "{\"anchor\": \"b\", \"positive\": \"q\", "
                              "\"negative\": [\"n\", \"o\"]}\n");
     opt.path = "ds_k.jsonl";
@@ -397,7 +387,7 @@ static void check_jsonl(void) {
     CHECK_STR(try_load(&opt, &ds), "ds_k.jsonl:2: this row has 2 negatives but the first row "
               "(line 1) has 1; every row needs the same number of negatives");
 
-    write_file("ds_badjson.jsonl", "{\"anchor\": \"a\", \"positive\": \"p\"}\n"
+    test_write_file("ds_badjson.jsonl", "{\"anchor\": \"a\", \"positive\": \"p\"}\n"
                                    "{\"anchor\": \"a\", \"positive\": 3}\n"
                                    "{\"anchor\": \"a\" \"positive\": \"p\"}\n"
                                    "[1, 2]\n"
@@ -424,11 +414,11 @@ static void check_jsonl(void) {
     CHECK_STR(cell(&ds, 1, 0), "f");
     dataset_free(&ds);
     opt.on_error = DATA_ON_ERROR_FAIL;
-    write_file("ds_missing.jsonl", "{\"query\": \"a\", \"positive\": \"p\"}\n");
+    test_write_file("ds_missing.jsonl", "{\"query\": \"a\", \"positive\": \"p\"}\n");
     opt.path = "ds_missing.jsonl";
     CHECK_CONTAINS(try_load(&opt, &ds), "ds_missing.jsonl:1: no key \"anchor\" (keys present: "
                                         "query, positive)");
-    write_file("ds_notobj.jsonl", "{\"anchor\": \"a\", \"positive\": \"p\"}\n\"text\"\n");
+    test_write_file("ds_notobj.jsonl", "{\"anchor\": \"a\", \"positive\": \"p\"}\n\"text\"\n");
     opt.path = "ds_notobj.jsonl";
     CHECK_CONTAINS(try_load(&opt, &ds), "ds_notobj.jsonl:2: expected a JSON object per line, "
                                         "got a string");
@@ -442,7 +432,7 @@ static void check_allnli_errors(void) {
              "train\tS\tf\t  A b. \tC d.\tentailment\n"
              "train\tS\tf\tA b.\xc2\xa0\tE f.\tcontradiction\n"
              "train\tS\tf\tC d.\tE f.\tneutral\n", header);
-    write_file("ds_nli.tsv", text);
+    test_write_file("ds_nli.tsv", text);
     DataOptions opt = data_options_default("ds_nli.tsv");
     Dataset ds;
     CHECK_STR(try_load(&opt, &ds), "");
@@ -465,18 +455,18 @@ static void check_allnli_errors(void) {
     opt.recipe = DATA_RECIPE_TRIPLETS;
     snprintf(text, sizeof text,
              "%strain\tS\tf\ta\tb\tentailment\ntest\tS\tf\tc\td\tcontradiction\n", header);
-    write_file("ds_nli_none.tsv", text);
+    test_write_file("ds_nli_none.tsv", text);
     opt.path = "ds_nli_none.tsv";
     CHECK_STR(try_load(&opt, &ds), "ds_nli_none.tsv: no sentence of split \"train\" has both "
               "an entailment and a contradiction partner, so the triplet recipe makes no rows; "
               "try data.recipe \"pairs\"");
     snprintf(text, sizeof text, "%strain\tS\tf\ta\tb\tentailment\ntrain\tS\tf\ta\tc\t-\n", header);
-    write_file("ds_nli_label.tsv", text);
+    test_write_file("ds_nli_label.tsv", text);
     opt.path = "ds_nli_label.tsv";
     CHECK_STR(try_load(&opt, &ds), "ds_nli_label.tsv:3: unknown label \"-\" (expected "
               "entailment, neutral or contradiction); fix the row, or set data.on_error to "
               "\"skip\" to skip malformed rows");
-    write_file("ds_nli_cols.tsv", "split\tsentence1\tsentence2\tgold\ntrain\ta\tb\tentailment\n");
+    test_write_file("ds_nli_cols.tsv", "split\tsentence1\tsentence2\tgold\ntrain\ta\tb\tentailment\n");
     opt.path = "ds_nli_cols.tsv";
     opt.format = DATA_FORMAT_ALLNLI;
     CHECK_STR(try_load(&opt, &ds), "AllNLI format (split dataset filename sentence1 sentence2 "
@@ -485,7 +475,7 @@ static void check_allnli_errors(void) {
 }
 
 static void check_sts_files(void) {
-    write_file("ds_sts.tsv", "score\tsentence2\tsentence1\n4.5\tb\ta\n0\td\tc\n");
+    test_write_file("ds_sts.tsv", "score\tsentence2\tsentence1\n4.5\tb\ta\n0\td\tc\n");
     StsSet sts;
     MnrlError err;
     CHECK_MSG(sts_load("ds_sts.tsv", "dev", &sts, &err) == 0, "%s", err.msg);
@@ -494,10 +484,10 @@ static void check_sts_files(void) {
     CHECK_STR(text_table_get(&sts.texts, sts.text_id[1], NULL), "b");
     CHECK_NEAR(sts.score[0], 4.5, 0);
     sts_free(&sts);
-    write_file("ds_sts_bad.tsv", "score\tsentence1\tsentence2\n4.5x\ta\tb\n");
+    test_write_file("ds_sts_bad.tsv", "score\tsentence1\tsentence2\n4.5x\ta\tb\n");
     CHECK(sts_load("ds_sts_bad.tsv", NULL, &sts, &err) < 0);
     CHECK_STR(err.msg, "ds_sts_bad.tsv:2: score \"4.5x\" is not a number");
-    write_file("ds_sts_nan.tsv", "score\tsentence1\tsentence2\nnan\ta\tb\n");
+    test_write_file("ds_sts_nan.tsv", "score\tsentence1\tsentence2\nnan\ta\tb\n");
     CHECK(sts_load("ds_sts_nan.tsv", NULL, &sts, &err) < 0);
     CHECK_STR(err.msg, "ds_sts_nan.tsv:2: score \"nan\" is not a number");
     CHECK(sts_load(STSB, "validation", &sts, &err) < 0);
