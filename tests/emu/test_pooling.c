@@ -1,0 +1,191 @@
+// test_pooling.c — src/kernels/pooling.cu (masked mean pooling, forward and backward,
+// fp32 and bf16 activations) run under the CUDA emulation and compared with an fp64
+// reference of the CPU op's definition (ops.h mean_pool_forward / mean_pool_backward).
+// Sentence lengths 1, 2, 31, 33, 75, 128, 129, 512 packed together, batch 1 and odd
+// batches, hidden 64 and 384. Host C code only: the same test can drive the nvcc build.
+//
+// Tolerances (u = 2^-24, the fp32 unit roundoff), each a proven bound for any summation
+// order, so any wrong token, count or column fails by orders of magnitude:
+//  - forward: a fp32 sum of n terms is within (n-1)·u·Σ|x| of the exact sum, and the
+//    division adds u·|mean|: tol = (n-1)·u·Σ|x| / n + 2u·|mean|. bf16 inputs are exact in
+//    fp32 (the reference reads the same bf16 values), so the bound is the same.
+//  - backward fp32: one rounded division, tol = 2u·|g|; bf16: plus the rounding to bf16
+//    (8 significant bits, half an ulp = 2^-8 relative): tol = (2^-8 + 2u)·|g|.
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "mnrl/common.h"
+#include "mnrl/kernels.h"
+#include "mnrl/safetensors.h"
+#include "test.h"
+
+static const double kU = 1.0 / 16777216.0;  // 2^-24
+
+typedef struct {
+    const char *name;
+    int S;
+    const int *lengths;
+} Case;
+
+static const int kAllLengths[] = {1, 2, 31, 33, 75, 128, 129, 512};
+static const int kBatch1Long[] = {129};
+static const int kBatch1Token[] = {1};
+static const int kOdd3[] = {33, 2, 75};
+static const int kOdd5[] = {512, 1, 31, 128, 2};
+static int nli_like[127];  // filled in main: lengths 1..40
+
+static double total_kernel_seconds = 0.0;
+
+static float uniform(uint64_t *rng, float lo, float hi) {
+    return lo + (hi - lo) * (float)((double)(mnrl_splitmix64(rng) >> 11) / 9007199254740992.0);
+}
+
+// Rounds host values to bf16 in place (keeping them as floats) and returns the bf16 bits.
+static uint16_t *to_bf16(float *values, size_t n) {
+    uint16_t *bits = mnrl_malloc(n * sizeof(uint16_t));
+    for (size_t i = 0; i < n; i++) {
+        bits[i] = safetensors_f32_to_bf16(values[i]);
+        values[i] = safetensors_bf16_to_f32(bits[i]);
+    }
+    return bits;
+}
+
+static void *device_copy(const void *host, size_t bytes) {
+    void *dev = NULL;
+    CHECK(cudaMalloc(&dev, bytes) == cudaSuccess);
+    if (host) cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice);
+    return dev;
+}
+
+static int all_bytes_ff(const void *p, size_t bytes) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < bytes; i++)
+        if (b[i] != 0xFF) return 0;
+    return 1;
+}
+
+// Forward: returns the largest error / tolerance ratio over all outputs (<= 1 passes).
+static double check_forward(const Case *c, int C, int bf16, const float *inp, const void *dev_inp,
+                            const int32_t *dev_cu, const int32_t *cu) {
+    size_t out_elems = (size_t)(c->S + 1) * C;  // one extra row: must stay untouched
+    float *dev_out = device_copy(NULL, out_elems * sizeof(float));
+    MnrlError err = {{0}};
+    double start = mnrl_now();
+    int rc = bf16 ? mnrl_cuda_mean_pool_forward_bf16(dev_out, dev_inp, dev_cu, c->S, C, NULL, &err)
+                  : mnrl_cuda_mean_pool_forward_f32(dev_out, dev_inp, dev_cu, c->S, C, NULL, &err);
+    total_kernel_seconds += mnrl_now() - start;
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    float *out = mnrl_malloc(out_elems * sizeof(float));
+    cudaMemcpy(out, dev_out, out_elems * sizeof(float), cudaMemcpyDeviceToHost);
+    double worst = 0.0;
+    for (int s = 0; s < c->S; s++) {
+        int n = cu[s + 1] - cu[s];
+        for (int j = 0; j < C; j++) {
+            double sum = 0.0, abs_sum = 0.0;
+            for (int t = cu[s]; t < cu[s + 1]; t++) {
+                sum += inp[(size_t)t * C + j];
+                abs_sum += fabs(inp[(size_t)t * C + j]);
+            }
+            double mean = sum / n;
+            double tol = (n - 1) * kU * abs_sum / n + 2 * kU * fabs(mean) + 1e-30;
+            double ratio = fabs(out[(size_t)s * C + j] - mean) / tol;
+            if (!(ratio <= worst)) worst = ratio;  // NaN propagates as a failure
+        }
+    }
+    CHECK_MSG(all_bytes_ff(out + (size_t)c->S * C, C * sizeof(float)), "%s: forward wrote past row S", c->name);
+    free(out);
+    cudaFree(dev_out);
+    return worst;
+}
+
+// Backward: dinp has one extra row past T that must stay untouched.
+static double check_backward(const Case *c, int C, int bf16, int T, const int32_t *dev_cu, const int32_t *cu,
+                             uint64_t *rng) {
+    size_t dout_elems = (size_t)c->S * C, dinp_elems = (size_t)(T + 1) * C;
+    size_t elem = bf16 ? sizeof(uint16_t) : sizeof(float);
+    float *dout = mnrl_malloc(dout_elems * sizeof(float));
+    for (size_t i = 0; i < dout_elems; i++) dout[i] = uniform(rng, -1.0f, 1.0f);
+    float *dev_dout = device_copy(dout, dout_elems * sizeof(float));
+    void *dev_dinp = device_copy(NULL, dinp_elems * elem);
+    MnrlError err = {{0}};
+    double start = mnrl_now();
+    int rc = bf16 ? mnrl_cuda_mean_pool_backward_bf16(dev_dinp, dev_dout, dev_cu, c->S, C, NULL, &err)
+                  : mnrl_cuda_mean_pool_backward_f32(dev_dinp, dev_dout, dev_cu, c->S, C, NULL, &err);
+    total_kernel_seconds += mnrl_now() - start;
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    unsigned char *raw = mnrl_malloc(dinp_elems * elem);
+    cudaMemcpy(raw, dev_dinp, dinp_elems * elem, cudaMemcpyDeviceToHost);
+    double rel = bf16 ? 1.0 / 256.0 + 2 * kU : 2 * kU, worst = 0.0;
+    for (int s = 0; s < c->S; s++) {
+        int n = cu[s + 1] - cu[s];
+        for (int t = cu[s]; t < cu[s + 1]; t++)
+            for (int j = 0; j < C; j++) {
+                double g = (double)dout[(size_t)s * C + j] / n;
+                size_t i = (size_t)t * C + j;
+                double got = bf16 ? safetensors_bf16_to_f32(((const uint16_t *)raw)[i]) : ((const float *)raw)[i];
+                double ratio = fabs(got - g) / (rel * fabs(g) + 1e-30);
+                if (!(ratio <= worst)) worst = ratio;
+            }
+    }
+    CHECK_MSG(all_bytes_ff(raw + (size_t)T * C * elem, C * elem), "%s: backward wrote past row T", c->name);
+    free(raw);
+    free(dout);
+    cudaFree(dev_dout);
+    cudaFree(dev_dinp);
+    return worst;
+}
+
+static void run_case(const Case *c, int C, int bf16, uint64_t *rng) {
+    int32_t *cu = mnrl_malloc((size_t)(c->S + 1) * sizeof(int32_t));
+    cu[0] = 0;
+    for (int s = 0; s < c->S; s++) cu[s + 1] = cu[s] + c->lengths[s];
+    int T = cu[c->S];
+    size_t n = (size_t)T * C;
+    float *inp = mnrl_malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) inp[i] = uniform(rng, -3.0f, 3.0f) + (float)(i % C) * 0.01f;
+    uint16_t *bits = bf16 ? to_bf16(inp, n) : NULL;
+    void *dev_inp = bf16 ? device_copy(bits, n * sizeof(uint16_t)) : device_copy(inp, n * sizeof(float));
+    int32_t *dev_cu = device_copy(cu, (size_t)(c->S + 1) * sizeof(int32_t));
+
+    double fwd = check_forward(c, C, bf16, inp, dev_inp, dev_cu, cu);
+    double bwd = check_backward(c, C, bf16, T, dev_cu, cu, rng);
+    printf("%-22s C=%-3d %-4s T=%-4d forward err/tol %.3f, backward err/tol %.3f\n", c->name, C,
+           bf16 ? "bf16" : "fp32", T, fwd, bwd);
+    CHECK_MSG(fwd <= 1.0, "%s C=%d %s: forward error %.3g x tolerance", c->name, C, bf16 ? "bf16" : "fp32", fwd);
+    CHECK_MSG(bwd <= 1.0, "%s C=%d %s: backward error %.3g x tolerance", c->name, C, bf16 ? "bf16" : "fp32", bwd);
+    cudaFree(dev_inp);
+    cudaFree(dev_cu);
+    free(bits);
+    free(inp);
+    free(cu);
+}
+
+static void check_arguments(void) {
+    MnrlError err = {{0}};
+    CHECK_EQ_INT(mnrl_cuda_mean_pool_forward_f32(NULL, NULL, NULL, -1, 64, NULL, &err), -1);
+    CHECK_CONTAINS(err.msg, "bad shape S=-1");
+    CHECK_EQ_INT(mnrl_cuda_mean_pool_backward_bf16(NULL, NULL, NULL, 3, 0, NULL, &err), -1);
+    CHECK_CONTAINS(err.msg, "C=0");
+    // No sentences: nothing to launch (a zero-block grid would be a launch error).
+    CHECK_EQ_INT(mnrl_cuda_mean_pool_forward_bf16(NULL, NULL, NULL, 0, 384, NULL, &err), 0);
+    CHECK_EQ_INT(cudaGetLastError(), cudaSuccess);
+}
+
+int main(void) {
+    uint64_t rng = 42;
+    for (int i = 0; i < 127; i++) nli_like[i] = 1 + (int)mnrl_rand_below(&rng, 40);
+    const Case cases[] = {
+        {"all lengths (S=8)", 8, kAllLengths}, {"batch 1, 129 tokens", 1, kBatch1Long},
+        {"batch 1, 1 token", 1, kBatch1Token}, {"odd batch 3", 3, kOdd3},
+        {"odd batch 5", 5, kOdd5},             {"NLI-like S=127", 127, nli_like},
+    };
+    const int hidden[] = {64, 384};
+    double start = mnrl_now();
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        for (int h = 0; h < 2; h++)
+            for (int bf16 = 0; bf16 < 2; bf16++) run_case(&cases[k], hidden[h], bf16, &rng);
+    check_arguments();
+    printf("pooling kernels: %.3f s emulated, whole test %.3f s\n", total_kernel_seconds, mnrl_now() - start);
+    TEST_END();
+}
