@@ -1,0 +1,207 @@
+// ops.h — the table of operations the BERT encoder and the MNRL training step are written
+// in. Two backends implement it: ops_cpu() (fp32, OpenBLAS, OpenMP; the reference) and,
+// later, ops_cuda() (bf16 activations, cuBLASLt). model.c and loss.c call only this table.
+//
+// Conventions of every entry:
+// - Pointers are backend memory (host memory on the CPU, device memory on CUDA), including
+//   token ids and cu_seqlens. Scalars (counts, sizes, hyper-parameters) are host values.
+// - "act" buffers (`void *`) hold the backend's activation dtype (fp32 on the CPU, bf16 on
+//   CUDA; element size ops->act_bytes). Weights passed to forward ops are the compute copy
+//   of the parameters, also in act dtype (on the CPU it is the fp32 master itself).
+//   Everything declared `float *` is fp32 on every backend: parameter master copies,
+//   gradients, optimizer moments, LayerNorm and softmax statistics, pooled embeddings,
+//   MNRL inputs/gradients and the loss.
+// - Layouts are row-major. Token activations are PACKED: [T, C], T = all real tokens of the
+//   step (no padding); sentence s owns rows cu_seqlens[s] .. cu_seqlens[s+1]-1, with
+//   cu_seqlens [S+1] int32, cu_seqlens[0] = 0, cu_seqlens[S] = T, every length >= 1, and
+//   max_seqlen >= every length. Linear weights are in HF layout [OC, C]: y = x W^T + b.
+// - Ops never allocate. Transient scratch is the one `workspace` buffer of
+//   workspace_bytes(limits) bytes; its contents are undefined between ops, so one buffer
+//   serves the whole step. Ops run in call order (one CUDA stream); results are
+//   deterministic for a given backend, regardless of thread count on the CPU.
+// - Gradient outputs say whether they are written (=) or accumulated (+=). Parameter
+//   gradients are always accumulated, so gradient accumulation and parameters used twice
+//   need no extra code; the caller zeroes them (ops->zero) at the start of a step.
+// - Dropout everywhere is keep_prob plus (seed, stream) of rng.h; element e of a tensor is
+//   kept when mnrl_rng_uniform_at(seed, stream, e) < keep_prob and then scaled by
+//   1/keep_prob. keep_prob = 1 is the identity (and draws no numbers). The mask is never
+//   stored: backward regenerates it from the same (seed, stream).
+#ifndef MNRL_OPS_H
+#define MNRL_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mnrl/common.h"
+
+// The largest shapes a run will pass, for sizing the workspace (and, on CUDA, launch
+// configurations). channels is the hidden size; heads its number of attention heads.
+typedef struct {
+    int max_tokens;      // T of the largest step (or mini-batch)
+    int max_seqs;        // S of the largest step
+    int max_seqlen;      // longest sentence, in tokens
+    int channels;        // C (hidden size, also the embedding size H of the loss)
+    int heads;           // NH; head size C / NH
+    int ffn;             // intermediate size of the feed-forward block
+    int max_anchors;     // b: loss rows computed by this process
+    int max_candidates;  // N: candidates those rows are scored against
+    size_t num_params;   // length of the gradient buffer
+} MnrlOpsLimits;
+
+typedef struct MnrlOps {
+    const char *name;  // "cpu-fp32", "cuda-bf16", ...
+    size_t act_bytes;  // size of one act element
+
+    // ---- memory -------------------------------------------------------------------------
+    // Zeroed, 64-byte aligned backend memory; fails with a message (e.g. device full).
+    int (*alloc)(void **out, size_t bytes, MnrlError *err);
+    void (*release)(void *buf);
+    void (*upload)(void *dst, const void *host_src, size_t bytes);
+    void (*download)(void *host_dst, const void *src, size_t bytes);
+    void (*zero)(void *dst, size_t bytes);
+    // Conversions between fp32 and act dtype, both buffers in backend memory (n elements;
+    // round to nearest even on bf16 backends).
+    void (*f32_to_act)(void *dst, const float *src, size_t n);
+    void (*act_to_f32)(float *dst, const void *src, size_t n);
+
+    // ---- sizes --------------------------------------------------------------------------
+    size_t (*workspace_bytes)(const MnrlOpsLimits *limits);
+    // Bytes of the per-layer state attention_forward saves for attention_backward.
+    // CPU: the softmax probabilities, fp32 [T, NH, max_seqlen] (row t, head h, key j < the
+    // length of t's sentence; other entries unused) = 4·T·NH·max_seqlen bytes, e.g. 2.8 MB
+    // per layer for T = 1,000 tokens, 12 heads, max_seqlen 75.
+    size_t (*attention_saved_bytes)(int T, int NH, int max_seqlen);
+
+    // ---- embeddings ---------------------------------------------------------------------
+    // out[t] = wte[ids[t]] + wpe[t - cu_seqlens[s]] + wtt[0] for token t of sentence s
+    // (positions restart at 0 in every sentence; token type 0 everywhere).
+    // out act [T, C]; ids int32 [T]; wte act [V, C]; wpe act [P, C] (P > max length);
+    // wtt act [types, C] (row 0 used).
+    void (*embedding_forward)(void *out, const int32_t *ids, const int32_t *cu_seqlens,
+                              int S, int T, const void *wte, const void *wpe,
+                              const void *wtt, int C);
+    // dwte[ids[t]] += dout[t], dwpe[pos(t)] += dout[t], dwtt[0] += dout[t]: fp32 [.., C],
+    // accumulated in a fixed token order (deterministic; no atomics-order dependence).
+    void (*embedding_backward)(float *dwte, float *dwpe, float *dwtt, const void *dout,
+                               const int32_t *ids, const int32_t *cu_seqlens, int S, int T,
+                               int C, void *workspace);
+
+    // ---- LayerNorm ----------------------------------------------------------------------
+    // out = (inp - mean) * rstd * weight + bias per row, rstd = 1 / sqrt(var + eps) with the
+    // biased variance (F.layer_norm). out, inp act [T, C]; weight, bias act [C];
+    // mean, rstd fp32 [T] saved for backward.
+    void (*layernorm_forward)(void *out, float *mean, float *rstd, const void *inp,
+                              const void *weight, const void *bias, int T, int C, float eps);
+    // Post-LN residual block: res = a + b (act [T, C], kept: it is the LayerNorm input that
+    // backward needs), then out = LayerNorm(res) as above. The gradient of res reaches a
+    // and b unchanged, so backward is layernorm_backward with inp = res.
+    void (*residual_layernorm_forward)(void *res, void *out, float *mean, float *rstd,
+                                       const void *a, const void *b, const void *weight,
+                                       const void *bias, int T, int C, float eps);
+    // dinp = dL/dinp (written, act [T, C]); dweight, dbias += (fp32 [C]).
+    // inp is the forward input (res for the residual variant); mean, rstd from forward.
+    void (*layernorm_backward)(void *dinp, float *dweight, float *dbias, const void *dout,
+                               const void *inp, const void *weight, const float *mean,
+                               const float *rstd, int T, int C, void *workspace);
+
+    // ---- linear layers ------------------------------------------------------------------
+    // out = inp W^T + bias: inp act [T, C], weight act [OC, C], bias act [OC] or NULL,
+    // out act [T, OC]. With pre_gelu != NULL (act [T, OC]) the GELU is fused:
+    // pre_gelu = inp W^T + bias is kept for backward and out = gelu(pre_gelu).
+    void (*matmul_forward)(void *out, void *pre_gelu, const void *inp, const void *weight,
+                           const void *bias, int T, int C, int OC);
+    // dinp = dout W (act [T, C]; written, or added when accumulate_dinp, as the residual
+    // branch of a post-LN block needs; NULL skips it); dweight += dout^T inp (fp32 [OC, C]);
+    // dbias += column sums of dout (fp32 [OC]; NULL skips). For a fused-GELU forward, first
+    // turn dout into d(pre_gelu) with gelu_backward.
+    void (*matmul_backward)(void *dinp, float *dweight, float *dbias, const void *dout,
+                            const void *inp, const void *weight, int T, int C, int OC,
+                            int accumulate_dinp, void *workspace);
+
+    // ---- elementwise --------------------------------------------------------------------
+    // Exact GELU, x·Φ(x) = 0.5·x·(1 + erf(x/√2)) (F.gelu default, BERT "gelu"). n elements.
+    void (*gelu_forward)(void *out, const void *inp, size_t n);
+    // dinp = dout · gelu'(inp); dinp may be the same buffer as dout.
+    void (*gelu_backward)(void *dinp, const void *inp, const void *dout, size_t n);
+    // out = inp · mask / keep_prob with mask element e from (seed, stream) (see the top).
+    // Being linear with a diagonal Jacobian, the same call with the same (seed, stream) is
+    // also its backward: dinp = dropout(dout). out may be the same buffer as inp.
+    void (*dropout)(void *out, const void *inp, size_t n, float keep_prob, uint64_t seed,
+                    uint64_t stream);
+
+    // ---- attention ----------------------------------------------------------------------
+    // Scaled dot-product self-attention inside each sentence (no mask tensors: a sentence
+    // sees its own tokens only). qkv act [T, 3C]: columns [0, C) queries, [C, 2C) keys,
+    // [2C, 3C) values; head h uses columns h·HS .. h·HS+HS-1 of each block, HS = C / NH.
+    // out act [T, C], head h at columns h·HS .. (HF's context layer).
+    // P = softmax(q k^T / sqrt(HS)) per (sentence, head); the probabilities go through
+    // dropout (attention_probs_dropout_prob) before multiplying v. The dropout element of
+    // (query token t, head h, key j of t's sentence) is e = (t·NH + h)·max_seqlen + j.
+    // saved: attention_saved_bytes(T, NH, max_seqlen) bytes, fp32, read by backward.
+    void (*attention_forward)(void *out, float *saved, const void *qkv,
+                              const int32_t *cu_seqlens, int S, int T, int max_seqlen, int C,
+                              int NH, float keep_prob, uint64_t seed, uint64_t stream);
+    // dqkv act [T, 3C] written; dout act [T, C]; qkv, out, saved from forward; the same
+    // dropout (keep_prob, seed, stream) and max_seqlen as forward.
+    void (*attention_backward)(void *dqkv, const void *dout, const void *qkv, const void *out,
+                               const float *saved, const int32_t *cu_seqlens, int S, int T,
+                               int max_seqlen, int C, int NH, float keep_prob, uint64_t seed,
+                               uint64_t stream, void *workspace);
+
+    // ---- pooling ------------------------------------------------------------------------
+    // out[s] = mean of inp rows of sentence s, every token ([CLS] and [SEP] included, as
+    // sentence-transformers' mean Pooling over the attention mask). inp act [T, C];
+    // out fp32 [S, C].
+    void (*mean_pool_forward)(float *out, const void *inp, const int32_t *cu_seqlens, int S,
+                              int C);
+    // dinp[t] = dout[s] / len(s) (written, act [T, C]); dout fp32 [S, C].
+    void (*mean_pool_backward)(void *dinp, const float *dout, const int32_t *cu_seqlens,
+                               int S, int C);
+
+    // ---- MNRL loss ----------------------------------------------------------------------
+    // Multiple Negatives Ranking Loss as sentence-transformers computes it:
+    //   cos(x, y) = x̂·ŷ with x̂ = x / max(||x||, 1e-12) (F.normalize, cos_sim),
+    //   S_ij = scale · cos(A_i, Cd_j),   loss = Σ_i CE(S_i, label_offset + i) / global_batch.
+    // A fp32 [b, H]: this process's anchors; Cd fp32 [N, H]: all candidates, positives of
+    // the global batch first (row i is anchor i's positive), then the negatives column by
+    // column (N = global_batch·(1 + k)). Single process: label_offset 0, global_batch = b.
+    // Rank r of a data-parallel run: label_offset = r·b, global_batch = the global B, so
+    // the ranks' losses and gradients sum to the single-process ones.
+    // Writes *loss (fp32 scalar, backend memory), dA fp32 [b, H] and dCd fp32 [N, H]
+    // (gradients of *loss; pass NULL for both to get the loss only).
+    void (*mnrl_loss)(float *loss, float *dA, float *dCd, const float *A, const float *Cd,
+                      int b, int N, int H, float scale, int label_offset, int global_batch,
+                      void *workspace);
+
+    // ---- optimizer ----------------------------------------------------------------------
+    // One torch.optim.AdamW step (1-based step) over n parameters that share weight_decay
+    // (call once per run of parameters with the same decay: 0 for biases and LayerNorm):
+    //   p -= lr·wd·p;  m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²;
+    //   p -= (lr / (1-β1^step)) · m / (sqrt(v) / sqrt(1-β2^step) + eps).
+    // params, m, v fp32 (updated); grads fp32. params_act (act dtype, may be NULL) receives
+    // the updated compute copy when it is a separate buffer (bf16 backends). The
+    // hyper-parameters are double, as torch's are: the fp32 update uses each derived scalar
+    // (1-β1, 1-β2, lr·wd, ...) rounded once from double, so 1-β2 is exactly 0.001f.
+    void (*adamw)(float *params, void *params_act, const float *grads, float *m, float *v,
+                  size_t n, double lr, double beta1, double beta2, double eps,
+                  double weight_decay, int step);
+    // Returns the global L2 norm of grads (fp32 [n], summed in fp64) and, when max_norm > 0,
+    // scales grads by max_norm / (norm + 1e-6) if that is below 1
+    // (torch.nn.utils.clip_grad_norm_). The norm comes back to the host (a sync on CUDA).
+    float (*clip_grad_norm)(float *grads, size_t n, float max_norm, void *workspace);
+} MnrlOps;
+
+// The fp32 CPU backend (OpenBLAS sgemm, OpenMP loops).
+const MnrlOps *ops_cpu(void);
+
+// Learning rate of optimizer step `step` (0-based: the number of steps already taken) under
+// linear warmup to base_lr over `warmup` steps, then linear decay to 0 at `total`
+// (transformers' get_linear_schedule_with_warmup, which sentence-transformers' WarmupLinear
+// uses). The first step of a warmup therefore runs at lr 0, as in sentence-transformers.
+static inline float mnrl_lr_warmup_linear(long step, long warmup, long total, float base_lr) {
+    if (step < warmup) return base_lr * (float)((double)step / (double)(warmup > 1 ? warmup : 1));
+    double left = (double)(total - step) / (double)(total - warmup > 1 ? total - warmup : 1);
+    return base_lr * (float)(left > 0.0 ? left : 0.0);
+}
+
+#endif

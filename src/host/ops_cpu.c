@@ -1,0 +1,268 @@
+// ops_cpu.c — the fp32 CPU backend of the ops table (include/mnrl/ops.h): memory, sizes,
+// embeddings, LayerNorm and mean pooling here; GEMMs, elementwise ops and attention in
+// ops_cpu_dense.c; the loss and the optimizer in ops_cpu_train.c. It is the reference the
+// CUDA kernels are tested against, so it favours plain loops, fp64 reductions and a
+// fixed summation order (each output owned by one thread) over speed.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mnrl/ops.h"
+#include "ops_cpu.h"
+
+// ---- memory ---------------------------------------------------------------------------
+
+static int cpu_alloc(void **out, size_t bytes, MnrlError *err) {
+    (void)err;  // host allocation aborts on exhaustion (mnrl_aligned_calloc)
+    *out = mnrl_aligned_calloc(64, bytes);
+    return 0;
+}
+
+static void cpu_release(void *buf) { free(buf); }
+
+static void cpu_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes) memmove(dst, src, bytes);
+}
+
+static void cpu_zero(void *dst, size_t bytes) {
+    if (bytes) memset(dst, 0, bytes);
+}
+
+static void cpu_convert(void *dst, const float *src, size_t n) { cpu_copy(dst, src, n * 4); }
+
+static void cpu_convert_back(float *dst, const void *src, size_t n) {
+    cpu_copy(dst, src, n * 4);
+}
+
+// ---- sizes ----------------------------------------------------------------------------
+
+// Only the loss needs transient scratch on the CPU.
+static size_t cpu_workspace_bytes(const MnrlOpsLimits *limits) {
+    return ops_cpu_mnrl_loss_bytes(limits->max_anchors, limits->max_candidates,
+                                   limits->channels);
+}
+
+static size_t cpu_attention_saved_bytes(int T, int NH, int max_seqlen) {
+    return sizeof(float) * (size_t)T * (size_t)NH * (size_t)max_seqlen;
+}
+
+// ---- shared reduction -------------------------------------------------------------------
+
+enum { COLUMN_CHUNK = 32 };
+
+void ops_cpu_column_sums(float *acc, const float *x, int rows, int cols) {
+    int chunks = (cols + COLUMN_CHUNK - 1) / COLUMN_CHUNK;
+#pragma omp parallel for schedule(static)
+    for (int chunk = 0; chunk < chunks; chunk++) {
+        int c0 = chunk * COLUMN_CHUNK;
+        int width = cols - c0 < COLUMN_CHUNK ? cols - c0 : COLUMN_CHUNK;
+        double sum[COLUMN_CHUNK] = {0};
+        for (int r = 0; r < rows; r++) {
+            const float *row = x + (size_t)r * cols + c0;
+            for (int c = 0; c < width; c++) sum[c] += row[c];
+        }
+        for (int c = 0; c < width; c++) acc[c0 + c] += (float)sum[c];
+    }
+}
+
+// ---- embeddings -----------------------------------------------------------------------
+
+static void cpu_embedding_forward(void *out_, const int32_t *ids, const int32_t *cu_seqlens,
+                                  int S, int T, const void *wte_, const void *wpe_,
+                                  const void *wtt_, int C) {
+    (void)T;
+    float *out = out_;
+    const float *wte = wte_, *wpe = wpe_, *wtt = wtt_;
+#pragma omp parallel for schedule(dynamic)
+    for (int s = 0; s < S; s++) {
+        for (int t = cu_seqlens[s]; t < cu_seqlens[s + 1]; t++) {
+            const float *word = wte + (size_t)ids[t] * C;
+            const float *pos = wpe + (size_t)(t - cu_seqlens[s]) * C;
+            float *o = out + (size_t)t * C;
+            for (int c = 0; c < C; c++) o[c] = word[c] + pos[c] + wtt[c];
+        }
+    }
+}
+
+// Threads own column ranges of all three tables and walk the tokens in order, so every
+// gradient element is summed in token order whatever the thread count.
+static void cpu_embedding_backward(float *dwte, float *dwpe, float *dwtt, const void *dout_,
+                                   const int32_t *ids, const int32_t *cu_seqlens, int S, int T,
+                                   int C, void *workspace) {
+    (void)workspace;
+    const float *dout = dout_;
+    int chunks = (C + COLUMN_CHUNK - 1) / COLUMN_CHUNK;
+#pragma omp parallel for schedule(static)
+    for (int chunk = 0; chunk < chunks; chunk++) {
+        int c0 = chunk * COLUMN_CHUNK;
+        int c1 = c0 + COLUMN_CHUNK < C ? c0 + COLUMN_CHUNK : C;
+        for (int s = 0; s < S; s++) {
+            for (int t = cu_seqlens[s]; t < cu_seqlens[s + 1]; t++) {
+                const float *d = dout + (size_t)t * C;
+                float *word = dwte + (size_t)ids[t] * C;
+                float *pos = dwpe + (size_t)(t - cu_seqlens[s]) * C;
+                for (int c = c0; c < c1; c++) {
+                    word[c] += d[c];
+                    pos[c] += d[c];
+                }
+            }
+        }
+    }
+    ops_cpu_column_sums(dwtt, dout, T, C);
+}
+
+// ---- LayerNorm --------------------------------------------------------------------------
+
+static void layernorm_row(float *out, float *mean, float *rstd, const float *x,
+                          const float *weight, const float *bias, int C, float eps) {
+    double sum = 0.0, sq = 0.0;
+    for (int c = 0; c < C; c++) sum += x[c];
+    double mu = sum / C;
+    for (int c = 0; c < C; c++) sq += (x[c] - mu) * (x[c] - mu);
+    double r = 1.0 / sqrt(sq / C + (double)eps);
+    for (int c = 0; c < C; c++) out[c] = (float)((x[c] - mu) * r) * weight[c] + bias[c];
+    *mean = (float)mu;
+    *rstd = (float)r;
+}
+
+static void cpu_layernorm_forward(void *out, float *mean, float *rstd, const void *inp,
+                                  const void *weight, const void *bias, int T, int C,
+                                  float eps) {
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        size_t row = (size_t)t * C;
+        layernorm_row((float *)out + row, mean + t, rstd + t, (const float *)inp + row,
+                      weight, bias, C, eps);
+    }
+}
+
+static void cpu_residual_layernorm_forward(void *res, void *out, float *mean, float *rstd,
+                                           const void *a, const void *b, const void *weight,
+                                           const void *bias, int T, int C, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        size_t row = (size_t)t * C;
+        float *r = (float *)res + row;
+        const float *ra = (const float *)a + row, *rb = (const float *)b + row;
+        for (int c = 0; c < C; c++) r[c] = ra[c] + rb[c];
+        layernorm_row((float *)out + row, mean + t, rstd + t, r, weight, bias, C, eps);
+    }
+}
+
+// dweight += Σ_t dout·x̂ and dbias += Σ_t dout over column ranges (x̂ recomputed from the
+// saved statistics), in token order.
+static void layernorm_param_grads(float *dweight, float *dbias, const float *dout,
+                                  const float *inp, const float *mean, const float *rstd,
+                                  int T, int C) {
+    int chunks = (C + COLUMN_CHUNK - 1) / COLUMN_CHUNK;
+#pragma omp parallel for schedule(static)
+    for (int chunk = 0; chunk < chunks; chunk++) {
+        int c0 = chunk * COLUMN_CHUNK;
+        int width = C - c0 < COLUMN_CHUNK ? C - c0 : COLUMN_CHUNK;
+        double dw[COLUMN_CHUNK] = {0}, db[COLUMN_CHUNK] = {0};
+        for (int t = 0; t < T; t++) {
+            const float *d = dout + (size_t)t * C + c0, *x = inp + (size_t)t * C + c0;
+            for (int c = 0; c < width; c++) {
+                dw[c] += (double)d[c] * ((x[c] - mean[t]) * rstd[t]);
+                db[c] += d[c];
+            }
+        }
+        for (int c = 0; c < width; c++) {
+            dweight[c0 + c] += (float)dw[c];
+            dbias[c0 + c] += (float)db[c];
+        }
+    }
+}
+
+// dx = rstd · (g - mean(g) - x̂ · mean(g·x̂)) with g = dout·weight, per row.
+static void cpu_layernorm_backward(void *dinp_, float *dweight, float *dbias,
+                                   const void *dout_, const void *inp_, const void *weight_,
+                                   const float *mean, const float *rstd, int T, int C,
+                                   void *workspace) {
+    (void)workspace;
+    float *dinp = dinp_;
+    const float *dout = dout_, *inp = inp_, *weight = weight_;
+    layernorm_param_grads(dweight, dbias, dout, inp, mean, rstd, T, C);
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++) {
+        const float *d = dout + (size_t)t * C, *x = inp + (size_t)t * C;
+        float *dx = dinp + (size_t)t * C;
+        double g_mean = 0.0, gx_mean = 0.0;
+        for (int c = 0; c < C; c++) {
+            double g = (double)d[c] * weight[c];
+            g_mean += g;
+            gx_mean += g * ((x[c] - mean[t]) * rstd[t]);
+        }
+        g_mean /= C;
+        gx_mean /= C;
+        for (int c = 0; c < C; c++) {
+            double xhat = (x[c] - mean[t]) * rstd[t];
+            dx[c] = (float)(rstd[t] * ((double)d[c] * weight[c] - g_mean - xhat * gx_mean));
+        }
+    }
+}
+
+// ---- pooling ----------------------------------------------------------------------------
+
+static void cpu_mean_pool_forward(float *out, const void *inp_, const int32_t *cu_seqlens,
+                                  int S, int C) {
+    const float *inp = inp_;
+#pragma omp parallel for schedule(dynamic)
+    for (int s = 0; s < S; s++) {
+        int len = cu_seqlens[s + 1] - cu_seqlens[s];
+        for (int c = 0; c < C; c++) {
+            double sum = 0.0;
+            for (int t = cu_seqlens[s]; t < cu_seqlens[s + 1]; t++) sum += inp[(size_t)t * C + c];
+            out[(size_t)s * C + c] = len > 0 ? (float)(sum / len) : 0.0f;
+        }
+    }
+}
+
+static void cpu_mean_pool_backward(void *dinp_, const float *dout, const int32_t *cu_seqlens,
+                                   int S, int C) {
+    float *dinp = dinp_;
+#pragma omp parallel for schedule(dynamic)
+    for (int s = 0; s < S; s++) {
+        float inv_len = 1.0f / (float)(cu_seqlens[s + 1] - cu_seqlens[s]);
+        const float *d = dout + (size_t)s * C;
+        for (int t = cu_seqlens[s]; t < cu_seqlens[s + 1]; t++) {
+            float *dx = dinp + (size_t)t * C;
+            for (int c = 0; c < C; c++) dx[c] = d[c] * inv_len;
+        }
+    }
+}
+
+// ---- the table --------------------------------------------------------------------------
+
+static const MnrlOps cpu_ops = {
+    .name = "cpu-fp32",
+    .act_bytes = sizeof(float),
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .zero = cpu_zero,
+    .f32_to_act = cpu_convert,
+    .act_to_f32 = cpu_convert_back,
+    .workspace_bytes = cpu_workspace_bytes,
+    .attention_saved_bytes = cpu_attention_saved_bytes,
+    .embedding_forward = cpu_embedding_forward,
+    .embedding_backward = cpu_embedding_backward,
+    .layernorm_forward = cpu_layernorm_forward,
+    .residual_layernorm_forward = cpu_residual_layernorm_forward,
+    .layernorm_backward = cpu_layernorm_backward,
+    .matmul_forward = ops_cpu_matmul_forward,
+    .matmul_backward = ops_cpu_matmul_backward,
+    .gelu_forward = ops_cpu_gelu_forward,
+    .gelu_backward = ops_cpu_gelu_backward,
+    .dropout = ops_cpu_dropout,
+    .attention_forward = ops_cpu_attention_forward,
+    .attention_backward = ops_cpu_attention_backward,
+    .mean_pool_forward = cpu_mean_pool_forward,
+    .mean_pool_backward = cpu_mean_pool_backward,
+    .mnrl_loss = ops_cpu_mnrl_loss,
+    .adamw = ops_cpu_adamw,
+    .clip_grad_norm = ops_cpu_clip_grad_norm,
+};
+
+const MnrlOps *ops_cpu(void) { return &cpu_ops; }

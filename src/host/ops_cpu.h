@@ -1,0 +1,70 @@
+// ops_cpu.h — private to the CPU backend: the op functions its files share with the
+// table in ops_cpu.c, and the dropout-mask cursor they all use. Not a public module
+// header: everything else reaches these through ops_cpu() (include/mnrl/ops.h).
+#ifndef MNRL_OPS_CPU_H
+#define MNRL_OPS_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mnrl/rng.h"
+
+// Dropout multiplier (0 or 1/keep) of element e of a (seed, stream) tensor. Walks of
+// consecutive elements reuse the Philox block of 4 words instead of recomputing it.
+typedef struct {
+    uint64_t seed, stream, block_index;
+    MnrlPhilox4 block;
+    int have_block;
+    float keep_prob, keep_scale;
+} DropoutMask;
+
+static inline DropoutMask dropout_mask(float keep_prob, uint64_t seed, uint64_t stream) {
+    DropoutMask m = {seed, stream, 0, {{0, 0, 0, 0}}, 0, keep_prob, 1.0f / keep_prob};
+    return m;
+}
+
+static inline float dropout_mask_at(DropoutMask *m, uint64_t e) {
+    if (m->keep_prob >= 1.0f) return 1.0f;
+    uint64_t q = e >> 2;
+    if (!m->have_block || q != m->block_index) {
+        m->block = mnrl_rng_block(m->seed, m->stream, q);
+        m->block_index = q;
+        m->have_block = 1;
+    }
+    return mnrl_rng_uniform(m->block.v[e & 3]) < m->keep_prob ? m->keep_scale : 0.0f;
+}
+
+// acc[c] += Σ_r x[r, c] for a row-major [rows, cols] matrix, summed in fp64 in row
+// order; threads own column ranges, so the result does not depend on the thread count.
+void ops_cpu_column_sums(float *acc, const float *x, int rows, int cols);
+
+// ops_cpu_dense.c
+void ops_cpu_matmul_forward(void *out, void *pre_gelu, const void *inp, const void *weight,
+                            const void *bias, int T, int C, int OC);
+void ops_cpu_matmul_backward(void *dinp, float *dweight, float *dbias, const void *dout,
+                             const void *inp, const void *weight, int T, int C, int OC,
+                             int accumulate_dinp, void *workspace);
+void ops_cpu_gelu_forward(void *out, const void *inp, size_t n);
+void ops_cpu_gelu_backward(void *dinp, const void *inp, const void *dout, size_t n);
+void ops_cpu_dropout(void *out, const void *inp, size_t n, float keep_prob, uint64_t seed,
+                     uint64_t stream);
+void ops_cpu_attention_forward(void *out, float *saved, const void *qkv,
+                               const int32_t *cu_seqlens, int S, int T, int max_seqlen, int C,
+                               int NH, float keep_prob, uint64_t seed, uint64_t stream);
+void ops_cpu_attention_backward(void *dqkv, const void *dout, const void *qkv,
+                                const void *out, const float *saved,
+                                const int32_t *cu_seqlens, int S, int T, int max_seqlen,
+                                int C, int NH, float keep_prob, uint64_t seed,
+                                uint64_t stream, void *workspace);
+
+// ops_cpu_train.c
+size_t ops_cpu_mnrl_loss_bytes(int b, int N, int H);
+void ops_cpu_mnrl_loss(float *loss, float *dA, float *dCd, const float *A, const float *Cd,
+                       int b, int N, int H, float scale, int label_offset, int global_batch,
+                       void *workspace);
+void ops_cpu_adamw(float *params, void *params_act, const float *grads, float *m, float *v,
+                   size_t n, double lr, double beta1, double beta2, double eps,
+                   double weight_decay, int step);
+float ops_cpu_clip_grad_norm(float *grads, size_t n, float max_norm, void *workspace);
+
+#endif

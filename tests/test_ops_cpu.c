@@ -1,0 +1,468 @@
+// test_ops_cpu.c — every op of the CPU backend against torch goldens (forward and backward;
+// tests/reference/make_ops_goldens.py computes them in float64 with torch's own functions),
+// Philox known answers, and identities: dropout at keep 1, mask reproducibility and rate,
+// AdamW at lr 0, clipping of small gradients, thread-count independence.
+//
+// Tolerance: fp32 against float64 goldens. An element passes when
+//   |got - want| <= rtol · (|want| + 0.01 · max|want|),
+// i.e. relative to the element, with a floor of 1% of the tensor's scale so that entries
+// that cancel to near zero (sums of many signed terms) are judged on the tensor's scale.
+// rtol is 1e-5 for everything (fp32 rounding over sums of <= 64 terms stays near 1e-6).
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "mnrl/common.h"
+#include "mnrl/ops.h"
+#include "mnrl/rng.h"
+#include "test.h"
+
+#define RTOL 1e-5
+
+// ---- golden file ------------------------------------------------------------------------
+
+typedef struct {
+    char name[64];
+    size_t count;
+    float *data;
+} Golden;
+
+static Golden goldens[256];
+static int golden_count;
+
+static uint32_t read_u32(const unsigned char **p) {
+    uint32_t v = (uint32_t)(*p)[0] | (uint32_t)(*p)[1] << 8 | (uint32_t)(*p)[2] << 16 |
+                 (uint32_t)(*p)[3] << 24;
+    *p += 4;
+    return v;
+}
+
+static void load_goldens(const char *path) {
+    char *raw;
+    size_t len;
+    MnrlError err;
+    if (mnrl_read_file(path, &raw, &len, &err) != 0) SKIP("%s", err.msg);
+    const unsigned char *p = (const unsigned char *)raw, *end = p + len;
+    if (len < 8 || memcmp(p, "MNRLGLD1", 8) != 0) SKIP("%s: not a golden file", path);
+    p += 8;
+    while (p < end && golden_count < 256) {
+        Golden *g = &goldens[golden_count++];
+        uint32_t name_len = read_u32(&p);
+        memcpy(g->name, p, name_len < 63 ? name_len : 63);
+        p += name_len;
+        uint32_t ndim = read_u32(&p);
+        g->count = 1;
+        for (uint32_t d = 0; d < ndim; d++) g->count *= read_u32(&p);
+        g->data = mnrl_malloc(g->count * sizeof(float) + 1);
+        memcpy(g->data, p, g->count * sizeof(float));  // little-endian host assumed (x86/ARM)
+        p += g->count * sizeof(float);
+    }
+    free(raw);
+}
+
+// The golden tensor called name, which must hold count elements (count 0: any).
+static float *golden(const char *name, size_t count) {
+    for (int i = 0; i < golden_count; i++)
+        if (strcmp(goldens[i].name, name) == 0) {
+            CHECK_MSG(count == 0 || goldens[i].count == count, "%s: %zu elements, expected %zu",
+                      name, goldens[i].count, count);
+            return goldens[i].data;
+        }
+    fprintf(stderr, "golden %s missing; rerun tests/reference/make_ops_goldens.py\n", name);
+    exit(1);
+}
+
+static float *copy_of(const float *src, size_t n) {
+    float *dst = mnrl_malloc(n * sizeof(float));
+    memcpy(dst, src, n * sizeof(float));
+    return dst;
+}
+
+static float *zeros(size_t n) { return mnrl_calloc(n ? n : 1, sizeof(float)); }
+
+static int32_t *int_golden(const char *name, size_t n) {
+    const float *f = golden(name, n);
+    int32_t *out = mnrl_malloc(n * sizeof(int32_t));
+    for (size_t i = 0; i < n; i++) out[i] = (int32_t)f[i];
+    return out;
+}
+
+// One CHECK per tensor; prints the worst element when it fails.
+static void check_close(const char *what, const float *got, const float *want, size_t n,
+                        double rtol) {
+    double scale = 0.0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
+    double worst = 0.0;
+    size_t worst_i = 0;
+    for (size_t i = 0; i < n; i++) {
+        double excess = fabs((double)got[i] - want[i]) / (fabs(want[i]) + 0.01 * scale + 1e-30);
+        if (!(excess <= worst)) worst = excess, worst_i = i;
+    }
+    CHECK_MSG(worst <= rtol, "%s: element %zu = %.9g, golden %.9g (relative error %.3g > %g)",
+              what, worst_i, got[worst_i], want[worst_i], worst, rtol);
+}
+
+static void check_equal(const char *what, const float *a, const float *b, size_t n) {
+    CHECK_MSG(memcmp(a, b, n * sizeof(float)) == 0, "%s: not bitwise identical", what);
+}
+
+// ---- the packed batch of the goldens: sentences of 1, 2, 5 and 33 tokens -----------------
+
+enum { S = 4, T = 41, MAXLEN = 33 };
+static int32_t *cu;
+
+static void test_embedding(const MnrlOps *ops) {
+    enum { C = 40, V = 50, P = 40 };
+    int32_t *ids = int_golden("emb.ids", T);
+    float *out = zeros(T * C), *dwte = zeros(V * C), *dwpe = zeros(P * C), *dwtt = zeros(2 * C);
+    ops->embedding_forward(out, ids, cu, S, T, golden("emb.wte", V * C),
+                           golden("emb.wpe", P * C), golden("emb.wtt", 2 * C), C);
+    check_close("embedding out", out, golden("emb.out", T * C), T * C, RTOL);
+    const float *dout = golden("emb.dout", T * C);
+    ops->embedding_backward(dwte, dwpe, dwtt, dout, ids, cu, S, T, C, NULL);
+    check_close("embedding dwte", dwte, golden("emb.dwte", V * C), V * C, RTOL);
+    check_close("embedding dwpe", dwpe, golden("emb.dwpe", P * C), P * C, RTOL);
+    check_close("embedding dwtt", dwtt, golden("emb.dwtt", 2 * C), 2 * C, RTOL);
+    // A second backward accumulates: the gradients double.
+    float *twice = copy_of(golden("emb.dwte", V * C), V * C);
+    for (int i = 0; i < V * C; i++) twice[i] *= 2.0f;
+    ops->embedding_backward(dwte, dwpe, dwtt, dout, ids, cu, S, T, C, NULL);
+    check_close("embedding dwte accumulates", dwte, twice, V * C, RTOL);
+    free(ids), free(out), free(dwte), free(dwpe), free(dwtt), free(twice);
+}
+
+static void test_layernorm(const MnrlOps *ops) {
+    enum { C = 40 };
+    const float eps = 1e-12f;
+    float *out = zeros(T * C), *mean = zeros(T), *rstd = zeros(T), *dx = zeros(T * C);
+    float *dw = zeros(C), *db = zeros(C), *res = zeros(T * C);
+    const float *x = golden("ln.x", T * C), *w = golden("ln.w", C), *b = golden("ln.b", C);
+    const float *dout = golden("ln.dout", T * C);
+    ops->layernorm_forward(out, mean, rstd, x, w, b, T, C, eps);
+    check_close("layernorm out", out, golden("ln.out", T * C), T * C, RTOL);
+    check_close("layernorm mean", mean, golden("ln.mean", T), T, RTOL);
+    check_close("layernorm rstd", rstd, golden("ln.rstd", T), T, RTOL);
+    ops->layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, T, C, NULL);
+    check_close("layernorm dx", dx, golden("ln.dx", T * C), T * C, RTOL);
+    check_close("layernorm dweight", dw, golden("ln.dw", C), C, RTOL);
+    check_close("layernorm dbias", db, golden("ln.db", C), C, RTOL);
+
+    const float *w2 = golden("resln.w", C), *b2 = golden("resln.bias", C);
+    memset(dw, 0, C * sizeof(float));
+    memset(db, 0, C * sizeof(float));
+    ops->residual_layernorm_forward(res, out, mean, rstd, golden("resln.a", T * C),
+                                    golden("resln.b", T * C), w2, b2, T, C, eps);
+    check_close("residual layernorm out", out, golden("resln.out", T * C), T * C, RTOL);
+    ops->layernorm_backward(dx, dw, db, dout, res, w2, mean, rstd, T, C, NULL);
+    check_close("residual layernorm da = db", dx, golden("resln.da", T * C), T * C, RTOL);
+    check_close("residual layernorm dweight", dw, golden("resln.dw", C), C, RTOL);
+    check_close("residual layernorm dbias", db, golden("resln.dbias", C), C, RTOL);
+    free(out), free(mean), free(rstd), free(dx), free(dw), free(db), free(res);
+}
+
+static void test_matmul(const MnrlOps *ops) {
+    enum { C = 64, OC = 40 };
+    const float *x = golden("mm.x", T * C), *w = golden("mm.w", OC * C), *b = golden("mm.b", OC);
+    const float *dout = golden("mm.dout", T * OC);
+    float *out = zeros(T * OC), *pre = zeros(T * OC), *dx = zeros(T * C), *dw = zeros(OC * C);
+    float *db = zeros(OC), *dpre = copy_of(dout, T * OC);
+    ops->matmul_forward(out, NULL, x, w, b, T, C, OC);
+    check_close("matmul out", out, golden("mm.out", T * OC), T * OC, RTOL);
+    ops->matmul_backward(dx, dw, db, dout, x, w, T, C, OC, 0, NULL);
+    check_close("matmul dinp", dx, golden("mm.dx", T * C), T * C, RTOL);
+    check_close("matmul dweight", dw, golden("mm.dw", OC * C), OC * C, RTOL);
+    check_close("matmul dbias", db, golden("mm.db", OC), OC, RTOL);
+    // accumulate_dinp adds to what dinp holds; dweight and dbias always accumulate.
+    float *want_dx = copy_of(golden("mm.dx", T * C), T * C);
+    float *want_dw = copy_of(golden("mm.dw", OC * C), OC * C);
+    for (int i = 0; i < T * C; i++) dx[i] = 1.0f, want_dx[i] += 1.0f;
+    for (int i = 0; i < OC * C; i++) want_dw[i] *= 2.0f;
+    ops->matmul_backward(dx, dw, NULL, dout, x, w, T, C, OC, 1, NULL);
+    check_close("matmul dinp accumulates", dx, want_dx, T * C, RTOL);
+    check_close("matmul dweight accumulates", dw, want_dw, OC * C, RTOL);
+
+    // Fused GELU: pre kept, out = gelu(pre); backward = gelu_backward in place + matmul.
+    memset(dw, 0, OC * C * sizeof(float));
+    memset(db, 0, OC * sizeof(float));
+    ops->matmul_forward(out, pre, x, w, b, T, C, OC);
+    check_close("matmul+gelu pre", pre, golden("mmg.pre", T * OC), T * OC, RTOL);
+    check_close("matmul+gelu out", out, golden("mmg.out", T * OC), T * OC, RTOL);
+    ops->gelu_backward(dpre, pre, dpre, T * OC);
+    ops->matmul_backward(dx, dw, db, dpre, x, w, T, C, OC, 0, NULL);
+    check_close("matmul+gelu dinp", dx, golden("mmg.dx", T * C), T * C, RTOL);
+    check_close("matmul+gelu dweight", dw, golden("mmg.dw", OC * C), OC * C, RTOL);
+    check_close("matmul+gelu dbias", db, golden("mmg.db", OC), OC, RTOL);
+    free(out), free(pre), free(dx), free(dw), free(db), free(dpre), free(want_dx), free(want_dw);
+}
+
+static void test_gelu(const MnrlOps *ops) {
+    enum { N = 401 };
+    const float *x = golden("gelu.x", N), *dout = golden("gelu.dout", N);
+    float *out = zeros(N), *dx = zeros(N), *inplace = copy_of(dout, N);
+    ops->gelu_forward(out, x, N);
+    check_close("gelu out", out, golden("gelu.out", N), N, RTOL);
+    ops->gelu_backward(dx, x, dout, N);
+    check_close("gelu dinp", dx, golden("gelu.dx", N), N, RTOL);
+    ops->gelu_backward(inplace, x, inplace, N);
+    check_equal("gelu backward in place", inplace, dx, N);
+    free(out), free(dx), free(inplace);
+}
+
+static void test_dropout(const MnrlOps *ops) {
+    enum { N = 1001 };
+    const float *params = golden("drop.params", 8);  // keep, step, rank, tensor, seed/16 bits
+    uint64_t seed = 0;
+    for (int i = 0; i < 4; i++) seed |= (uint64_t)params[4 + i] << (16 * i);
+    uint64_t stream = mnrl_rng_stream((uint64_t)params[1], (uint32_t)params[2], (uint32_t)params[3]);
+    const float *x = golden("drop.x", N);
+    float *out = zeros(N), *inplace = copy_of(x, N);
+    ops->dropout(out, x, N, params[0], seed, stream);
+    check_close("dropout out (Python Philox mask)", out, golden("drop.out", N), N, RTOL);
+    ops->dropout(inplace, inplace, N, params[0], seed, stream);
+    check_equal("dropout in place", inplace, out, N);
+    // Elements whose Philox block index needs the counter's high word.
+    const float *lo = golden("drop.far_index_lo", 3), *hi = golden("drop.far_index_hi", 3);
+    const float *mult = golden("drop.far_mult", 3);
+    for (int i = 0; i < 3; i++) {
+        uint64_t e = (uint64_t)hi[i] << 16 | (uint64_t)lo[i];
+        float m = mnrl_rng_uniform_at(seed, stream, e) < 0.5f ? 2.0f : 0.0f;
+        CHECK_NEAR(m, mult[i], 0);
+    }
+    free(out), free(inplace);
+}
+
+static void test_attention(const MnrlOps *ops) {
+    enum { C = 64, NH = 4 };
+    const float *qkv = golden("att.qkv", T * 3 * C), *dout = golden("att.dout", T * C);
+    const float *params = golden("attd.params", 5);
+    uint64_t stream = mnrl_rng_stream((uint64_t)params[2], (uint32_t)params[3], (uint32_t)params[4]);
+    float *saved = zeros(ops->attention_saved_bytes(T, NH, MAXLEN) / sizeof(float));
+    float *out = zeros(T * C), *dqkv = zeros(T * 3 * C);
+    const char *tags[2] = {"att", "attd"};
+    for (int k = 0; k < 2; k++) {
+        float keep = k ? params[0] : 1.0f;
+        uint64_t seed = (uint64_t)params[1];
+        char name[32];
+        ops->attention_forward(out, saved, qkv, cu, S, T, MAXLEN, C, NH, keep, seed, stream);
+        snprintf(name, sizeof name, "%s.out", tags[k]);
+        check_close(name, out, golden(name, T * C), T * C, RTOL);
+        ops->attention_backward(dqkv, dout, qkv, out, saved, cu, S, T, MAXLEN, C, NH, keep, seed,
+                                stream, NULL);
+        snprintf(name, sizeof name, "%s.dqkv", tags[k]);
+        check_close(name, dqkv, golden(name, T * 3 * C), T * 3 * C, RTOL);
+    }
+    free(saved), free(out), free(dqkv);
+}
+
+static void test_pooling(const MnrlOps *ops) {
+    enum { C = 64 };
+    float *out = zeros(S * C), *dx = zeros(T * C);
+    ops->mean_pool_forward(out, golden("pool.x", T * C), cu, S, C);
+    check_close("mean pool out", out, golden("pool.out", S * C), S * C, RTOL);
+    ops->mean_pool_backward(dx, golden("pool.dout", S * C), cu, S, C);
+    check_close("mean pool dinp", dx, golden("pool.dx", T * C), T * C, RTOL);
+    free(out), free(dx);
+}
+
+// One loss golden: b local anchors against N candidates.
+static void check_loss(const MnrlOps *ops, const char *tag, int b, int N, float scale,
+                       int label_offset, int global_batch) {
+    enum { H = 64 };
+    char name[32];
+    MnrlOpsLimits limits = {.max_anchors = b, .max_candidates = N, .channels = H};
+    void *workspace = mnrl_malloc(ops->workspace_bytes(&limits));
+    float loss = 0.0f, loss_only = 0.0f, *dA = zeros(b * H), *dCd = zeros(N * H);
+    snprintf(name, sizeof name, "%s.A", tag);
+    const float *A = golden(name, b * H);
+    snprintf(name, sizeof name, "%s.Cd", tag);
+    const float *Cd = golden(name, N * H);
+    ops->mnrl_loss(&loss, dA, dCd, A, Cd, b, N, H, scale, label_offset, global_batch, workspace);
+    ops->mnrl_loss(&loss_only, NULL, NULL, A, Cd, b, N, H, scale, label_offset, global_batch,
+                   workspace);
+    snprintf(name, sizeof name, "%s.loss", tag);
+    check_close(name, &loss, golden(name, 1), 1, RTOL);
+    CHECK_NEAR(loss_only, loss, 0);
+    snprintf(name, sizeof name, "%s.dA", tag);
+    check_close(name, dA, golden(name, b * H), b * H, RTOL);
+    snprintf(name, sizeof name, "%s.dCd", tag);
+    check_close(name, dCd, golden(name, N * H), N * H, RTOL);
+    free(workspace), free(dA), free(dCd);
+}
+
+static void test_loss(const MnrlOps *ops) {
+    check_loss(ops, "loss1", 1, 1, 20.0f, 0, 1);     // batch 1, k = 0
+    check_loss(ops, "loss5", 5, 15, 20.0f, 0, 5);    // odd batch, k = 2
+    check_loss(ops, "loss7", 7, 14, 13.5f, 0, 7);    // k = 1, another scale
+    check_loss(ops, "lossr1", 3, 12, 20.0f, 3, 6);   // rank 1 of 2, a zero candidate
+}
+
+// The hyper-parameters are the script's Python floats, written here in double (float32
+// copies in the golden file would round 0.999 and the learning rates); the golden copies
+// are checked to agree, so the test cannot drift from the script.
+static void test_adamw(const MnrlOps *ops) {
+    enum { N = 37 };
+    const double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, wd = 0.01, lrs[3] = {1e-3, 5e-4, 2e-3};
+    const float *hp = golden("adamw.hp", 5);
+    CHECK(hp[0] == (float)beta1 && hp[1] == (float)beta2 && hp[2] == (float)eps && hp[3] == (float)wd);
+    int n_decay = (int)hp[4];
+    float *p = copy_of(golden("adamw.p0", N), N), *m = zeros(N), *v = zeros(N);
+    for (int step = 1; step <= 3; step++) {
+        char name[32];
+        snprintf(name, sizeof name, "adamw.g%d", step);
+        const float *g = golden(name, N);
+        snprintf(name, sizeof name, "adamw.lr%d", step);
+        CHECK(golden(name, 1)[0] == (float)lrs[step - 1]);
+        ops->adamw(p, NULL, g, m, v, n_decay, lrs[step - 1], beta1, beta2, eps, wd, step);
+        ops->adamw(p + n_decay, NULL, g + n_decay, m + n_decay, v + n_decay, N - n_decay,
+                   lrs[step - 1], beta1, beta2, eps, 0.0, step);
+        snprintf(name, sizeof name, "adamw.p%d", step);
+        check_close(name, p, golden(name, N), N, RTOL);
+    }
+    check_close("adamw exp_avg", m, golden("adamw.m", N), N, RTOL);
+    check_close("adamw exp_avg_sq", v, golden("adamw.v", N), N, RTOL);
+    // lr 0 leaves the parameters exactly as they are (the moments still move).
+    float *before = copy_of(p, N), *act = zeros(N);
+    ops->adamw(p, act, golden("adamw.g1", N), m, v, N, 0.0, beta1, beta2, eps, wd, 4);
+    check_equal("adamw lr 0", p, before, N);
+    check_equal("adamw writes the compute copy", act, p, N);
+    free(p), free(m), free(v), free(before), free(act);
+}
+
+static void test_clip(const MnrlOps *ops) {
+    enum { N = 1001 };
+    float *g = copy_of(golden("clip.g", N), N);
+    float norm = ops->clip_grad_norm(g, N, 1.0f, NULL);
+    check_close("clip norm", &norm, golden("clip.norm", 1), 1, RTOL);
+    check_close("clipped gradients", g, golden("clip.out", N), N, RTOL);
+    // Gradients of norm 0.5 are left exactly as they are. (At norm 1 itself torch still
+    // scales by 1 / (1 + 1e-6), and so do we.)
+    for (int i = 0; i < N; i++) g[i] *= 0.5f;
+    float *small = copy_of(g, N);
+    float half = ops->clip_grad_norm(small, N, 1.0f, NULL);
+    CHECK_NEAR(half, 0.5, 1e-5);
+    check_equal("clip leaves small gradients", small, g, N);
+    // max_norm 0 only measures.
+    CHECK_NEAR(ops->clip_grad_norm(small, N, 0.0f, NULL), half, 0);
+    check_equal("max_norm 0 does not clip", small, g, N);
+    free(g), free(small);
+}
+
+static void test_schedule(void) {
+    const long cases[3][2] = {{10, 100}, {0, 37}, {7, 7}};
+    for (int c = 0; c < 3; c++) {
+        char name[32];
+        long warmup = cases[c][0], total = cases[c][1];
+        snprintf(name, sizeof name, "sched.%ld_%ld", warmup, total);
+        const float *want = golden(name, total + 2);
+        float *got = zeros(total + 2);
+        for (long step = 0; step < total + 2; step++)
+            got[step] = mnrl_lr_warmup_linear(step, warmup, total, 2e-5f);
+        check_close(name, got, want, total + 2, 1e-6);
+        free(got);
+    }
+}
+
+// ---- RNG --------------------------------------------------------------------------------
+
+static void test_philox_known_answers(void) {
+    // Random123 kat_vectors, philox4x32 10 rounds: counter, key -> output.
+    const uint32_t kat[3][10] = {
+        {0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
+        {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0x408f276d,
+         0x41c83b0e, 0xa20bc7c6, 0x6d5451fd},
+        {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0, 0xd16cfe09,
+         0x94fdcceb, 0x5001e420, 0x24126ea1},
+    };
+    for (int k = 0; k < 3; k++) {
+        MnrlPhilox4 c = {{kat[k][0], kat[k][1], kat[k][2], kat[k][3]}};
+        MnrlPhilox4 r = mnrl_philox4x32_10(c, kat[k][4], kat[k][5]);
+        for (int i = 0; i < 4; i++) CHECK_EQ_INT(r.v[i], kat[k][6 + i]);
+    }
+    CHECK_EQ_INT(mnrl_rng_stream(7, 3, 5), (7ull << 32) | (3u << 20) | 5u);
+}
+
+static void test_dropout_identities(const MnrlOps *ops) {
+    enum { N = 1 << 20 };
+    float *ones = mnrl_malloc(N * sizeof(float)), *a = zeros(N), *b = zeros(N);
+    for (int i = 0; i < N; i++) ones[i] = 1.0f;
+    ops->dropout(a, ones, N, 1.0f, 1, 2);
+    check_equal("dropout keep 1 is the identity", a, ones, N);
+    uint64_t stream = mnrl_rng_stream(5, 1, 9);
+    ops->dropout(a, ones, N, 0.9f, 42, stream);
+    ops->dropout(b, ones, N, 0.9f, 42, stream);
+    check_equal("dropout mask reproducible", a, b, N);
+    double kept = 0;
+    for (int i = 0; i < N; i++) kept += a[i] != 0.0f;
+    // Binomial(N, 0.9): sd = sqrt(0.09 / N) = 2.9e-4 of the rate; allow 5 sd.
+    CHECK_NEAR(kept / N, 0.9, 5 * sqrt(0.09 / N));
+    for (int i = 0; i < N && a[i] != 0.0f; i++) CHECK_NEAR(a[i], 1.0f / 0.9f, 0);
+    const uint64_t other[3][2] = {{43, stream}, {42, mnrl_rng_stream(6, 1, 9)},
+                                  {42, mnrl_rng_stream(5, 2, 9)}};
+    for (int k = 0; k < 3; k++) {
+        ops->dropout(b, ones, N, 0.9f, other[k][0], other[k][1]);
+        size_t differ = 0;
+        for (int i = 0; i < N; i++) differ += (a[i] == 0.0f) != (b[i] == 0.0f);
+        // Independent masks disagree on 2·0.9·0.1 = 18% of elements.
+        CHECK_NEAR((double)differ / N, 0.18, 0.01);
+    }
+    free(ones), free(a), free(b);
+}
+
+// ---- determinism across thread counts ---------------------------------------------------
+
+static void run_backwards(const MnrlOps *ops, float *results) {
+    enum { C = 64, NH = 4, V = 50 };
+    float *saved = zeros(ops->attention_saved_bytes(T, NH, MAXLEN) / sizeof(float));
+    float *out = zeros(T * C), *mean = zeros(T), *rstd = zeros(T);
+    const float *qkv = golden("att.qkv", T * 3 * C), *dout = golden("att.dout", T * C);
+    int32_t *ids = int_golden("emb.ids", T);
+    ops->attention_forward(out, saved, qkv, cu, S, T, MAXLEN, C, NH, 0.8f, 9, 3);
+    ops->attention_backward(results, dout, qkv, out, saved, cu, S, T, MAXLEN, C, NH, 0.8f, 9,
+                            3, NULL);
+    results += T * 3 * C;
+    ops->embedding_backward(results, results + V * C, results + (V + MAXLEN) * C, dout, ids, cu,
+                            S, T, C, NULL);
+    results += (V + MAXLEN + 1) * C;
+    ops->layernorm_forward(out, mean, rstd, qkv, qkv + C, qkv + 2 * C, T, C, 1e-5f);
+    ops->layernorm_backward(results, results + T * C, results + T * C + C, dout, qkv, qkv + C,
+                            mean, rstd, T, C, NULL);
+    free(saved), free(out), free(mean), free(rstd), free(ids);
+}
+
+static void test_thread_independence(const MnrlOps *ops) {
+    enum { C = 64, V = 50 };
+    size_t n = T * 3 * C + (V + MAXLEN + 1) * C + T * C + 2 * C;
+    float *one = zeros(n), *many = zeros(n);
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    run_backwards(ops, one);
+    omp_set_num_threads(3);  // more threads than this machine's cores on purpose
+    run_backwards(ops, many);
+    omp_set_num_threads(threads);
+    check_equal("backward results independent of thread count", one, many, n);
+    free(one), free(many);
+}
+
+int main(void) {
+    load_goldens(MNRL_TEST_DATA_DIR "/ops/goldens.bin.gz");
+    const MnrlOps *ops = ops_cpu();
+    CHECK_STR(ops->name, "cpu-fp32");
+    cu = int_golden("cu_seqlens", S + 1);
+    test_embedding(ops);
+    test_layernorm(ops);
+    test_matmul(ops);
+    test_gelu(ops);
+    test_dropout(ops);
+    test_attention(ops);
+    test_pooling(ops);
+    test_loss(ops);
+    test_adamw(ops);
+    test_clip(ops);
+    test_schedule();
+    test_philox_known_answers();
+    test_dropout_identities(ops);
+    test_thread_independence(ops);
+    free(cu);
+    for (int i = 0; i < golden_count; i++) free(goldens[i].data);
+    TEST_END();
+}
