@@ -125,6 +125,19 @@ cudaError_t cudaFuncSetAttribute(void (*kernel)(Params...), enum cudaFuncAttribu
     return cudaFuncSetAttribute(reinterpret_cast<const void *>(kernel), attr, value);
 }
 
+// The symbol-reference overloads, likewise nvcc-only in the toolkit: __constant__ and
+// __device__ variables are ordinary host variables here.
+template <class T>
+cudaError_t cudaMemcpyToSymbol(const T &symbol, const void *src, size_t count, size_t offset = 0,
+                               enum cudaMemcpyKind kind = cudaMemcpyHostToDevice) {
+    return cudaMemcpyToSymbol(static_cast<const void *>(&symbol), src, count, offset, kind);
+}
+template <class T>
+cudaError_t cudaMemcpyFromSymbol(void *dst, const T &symbol, size_t count, size_t offset = 0,
+                                 enum cudaMemcpyKind kind = cudaMemcpyDeviceToHost) {
+    return cudaMemcpyFromSymbol(dst, static_cast<const void *>(&symbol), count, offset, kind);
+}
+
 // ---- built-in variables -----------------------------------------------------------------
 #define threadIdx (*::cuemu::current_thread_idx)
 #define blockIdx (static_cast<const uint3 &>(::cuemu::block_idx))

@@ -1,7 +1,7 @@
-// self_smem.cu — cuemu self-test: the project-wide dynamic shared memory buffer
-// (mnrl_dyn_smem): fresh 0xFF contents in every block, sharing between the threads of a
-// block, the 48 KiB default limit and cudaFuncSetAttribute raising it; launch
-// configuration errors.
+// self_smem.cu — cuemu self-test of memory spaces: the project-wide dynamic shared memory
+// buffer (mnrl_dyn_smem): fresh 0xFF contents in every block, sharing between the threads
+// of a block, the 48 KiB default limit and cudaFuncSetAttribute raising it; __constant__
+// memory through cudaMemcpyToSymbol; launch configuration errors.
 #include <vector>
 
 #include "mnrl/cuda_launch.h"
@@ -47,10 +47,37 @@ static void check_reverse(int per_block, int blocks, int threads) {
     cudaFree(not_fill);
 }
 
+__constant__ float kWeights[4];
+__constant__ int kOffset;
+
+__global__ void weighted(float *out) {
+    out[threadIdx.x] = kWeights[threadIdx.x % 4] * (float)threadIdx.x + (float)kOffset;
+}
+
+static void check_constant(void) {
+    const float weights[4] = {0.5f, -1.0f, 2.0f, 4.0f};
+    const int offset = 7;
+    CHECK(cudaMemcpyToSymbol(kWeights, weights, sizeof weights) == cudaSuccess);
+    CHECK(cudaMemcpyToSymbol(kOffset, &offset, sizeof offset) == cudaSuccess);
+    int back = 0;
+    CHECK(cudaMemcpyFromSymbol(&back, kOffset, sizeof back) == cudaSuccess);
+    CHECK_EQ_INT(back, 7);
+    float *out, host[32];
+    cudaMalloc(&out, sizeof host);
+    CUDA_LAUNCH(1, 32, 0, 0, weighted)(out);
+    CHECK(cudaGetLastError() == cudaSuccess);
+    cudaMemcpy(host, out, sizeof host, cudaMemcpyDeviceToHost);
+    int wrong = 0;
+    for (int i = 0; i < 32; i++) wrong += host[i] != weights[i % 4] * (float)i + 7.0f;
+    CHECK_EQ_INT(wrong, 0);
+    cudaFree(out);
+}
+
 __global__ void empty_kernel(int *unused) { (void)unused; }
 
 static void check_limits(void) {
     const int big = 100 * 1024;
+    fprintf(stderr, "(the launch errors reported below are expected)\n");
     // Over the 48 KiB default without the attribute: refused.
     CUDA_LAUNCH(1, 32, big, 0, reverse_through_smem)(NULL, NULL, 1, NULL);
     CHECK_EQ_INT(cudaGetLastError(), cudaErrorInvalidValue);
@@ -77,5 +104,6 @@ int main(void) {
     check_reverse(1000, 3, 128);
     check_reverse(12 * 1024, 4, 64);  // exactly 48 KiB
     check_limits();
+    check_constant();
     TEST_END();
 }
