@@ -1,0 +1,147 @@
+// model.h — the BERT encoder (HF BertModel semantics, DESIGN §1 "Model") with mean pooling,
+// forward and backward written once over the ops table (ops.h), plus its AdamW step.
+//
+// Memory: everything is allocated by model_create through ops->alloc, sized from
+// ModelLimits: fp32 master parameters, their compute copy in the backend's act dtype (the
+// same buffer when act is fp32, as on the CPU), fp32 gradients and AdamW moments (one
+// buffer each, the ParamTable layout), one activation arena (every tensor backward needs,
+// packed [T, C] at max_tokens), the pooled output and its gradient, and the workspace
+// (also used by the loss). model_forward, model_backward and model_optimizer_step never
+// allocate (test_model counts ops->alloc calls).
+//
+// Dropout (train mode only; eval mode and probability 0 are the identity). Every dropout
+// site has a tensor id; its mask is ops' (seed, stream, element) with
+//   stream  = mnrl_rng_stream(step, rank, tensor id)         (rng.h)
+//   tensor id 0                 embeddings (hidden_dropout_prob)
+//   tensor id 1 + 3·l + 0       layer l attention probabilities (attention_probs_dropout_prob)
+//   tensor id 1 + 3·l + 1       layer l attention output dense (hidden_dropout_prob)
+//   tensor id 1 + 3·l + 2       layer l FFN output dense (hidden_dropout_prob)
+//   element = t·C + c for hidden sites, (t·NH + h)·max_seqlen + j for attention
+//   (max_seqlen = ModelLimits.max_seqlen, never the step's longest text), where t is the
+//   token's row in the packed step buffer.
+// So (seed, step, rank, tensor, element) reproduces a mask exactly, independent of thread
+// counts and of backend. What cached MNRL (issue 7) will need: it runs a step's texts in
+// chunks and replays each chunk's forward; for the masks not to depend on the chunking,
+// t must stay the token's row in the WHOLE step, i.e. the ops' dropout and attention need
+// an element (token) offset argument = the chunk's first token in the step's packing, and
+// a chunk must be a contiguous run of that packing. Until then a step is one chunk.
+#ifndef MNRL_MODEL_H
+#define MNRL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mnrl/batch.h"
+#include "mnrl/common.h"
+#include "mnrl/ops.h"
+#include "mnrl/params.h"
+
+// The largest step the model is sized for.
+typedef struct {
+    int max_tokens;      // packed tokens of one forward (rows·columns·max_seq_length)
+    int max_seqs;        // sentences of one forward
+    int max_seqlen;      // max_seq_length (<= config max_position_embeddings)
+    int max_anchors;     // loss rows of this process (b)
+    int max_candidates;  // candidates they are scored against (global b·(1+k))
+} ModelLimits;
+
+// Activations of one encoder layer that backward reads (act dtype unless float *).
+typedef struct {
+    void *qkv;                  // [T, 3C] fused query/key/value
+    float *attn_saved;          // ops->attention_saved_bytes
+    void *attn;                 // [T, C] attention context (input of the output dense)
+    void *res1;                 // [T, C] x + dropout(attn Wo^T + bo): LayerNorm 1 input
+    void *ln1;                  // [T, C] LayerNorm 1 output (FFN input, residual)
+    float *ln1_mean, *ln1_rstd; // [T]
+    void *pre_gelu;             // [T, I] ln1 W1^T + b1
+    void *gelu;                 // [T, I] gelu(pre_gelu): input of the FFN output dense
+    void *res2;                 // [T, C] ln1 + dropout(gelu W2^T + b2): LayerNorm 2 input
+    float *ln2_mean, *ln2_rstd; // [T]; the LayerNorm 2 output is the next layer's input
+} LayerActs;
+
+// AdamW hyper-parameters (torch.optim.AdamW names) and the global-norm clip.
+typedef struct {
+    float beta1, beta2, eps, weight_decay;
+    float max_grad_norm;  // <= 0: no clipping
+} AdamWOptions;
+
+// A contiguous run of the parameter buffer whose tensors share the decay flag.
+typedef struct {
+    size_t offset, count;  // floats (padding included; it stays zero)
+    int decay;
+} ParamRun;
+
+typedef struct {
+    const MnrlOps *ops;
+    ParamTable table;         // names, shapes, offsets, decay flags; table.config
+    ModelLimits limits;
+    int C, NH, I, L;          // hidden, heads, intermediate, layers
+    float hidden_keep;        // 1 - hidden dropout probability (train mode)
+    float attn_keep;          // 1 - attention dropout probability (train mode)
+
+    // Backend buffers, table.n_floats long (params_act: act dtype).
+    float *params;            // fp32 master
+    void *params_act;         // compute copy (== params when act is fp32)
+    float *grads, *adam_m, *adam_v;
+    long adam_step;           // AdamW steps taken (torch's state["step"])
+    ParamRun *runs;           // host: runs of equal decay for ops->adamw
+    size_t n_runs;
+
+    // Backend buffers of one step.
+    int32_t *ids, *cu_seqlens;  // [max_tokens], [max_seqs + 1]
+    void *arena;                // one allocation holding all of the following
+    void *emb;                  // [T, C] embedding sum (LayerNorm input)
+    float *emb_mean, *emb_rstd; // [T]
+    void **x;                   // L + 1 buffers [T, C]: x[0] embedding output, x[l+1] layer l's
+    LayerActs *layers;          // host array of L
+    void *grad_a;               // [T, C] gradient of a layer's output, then of its input
+    void *grad_b;               // [T, C] gradient inside a layer (residual stream)
+    void *grad_tmp, *grad_attn; // [T, C] (grad_tmp is also forward scratch)
+    void *grad_qkv;             // [T, 3C]
+    void *grad_ffn;             // [T, I]
+    float *pooled, *dpooled;    // fp32 [max_seqs, C]
+    void *workspace;            // ops->workspace_bytes(limits)
+    size_t arena_bytes, workspace_bytes;
+
+    // The last forward, which backward differentiates.
+    int S, T, training;
+    uint64_t seed, step;
+    uint32_t rank;
+} Model;
+
+// Loads config.json + model.safetensors from model_dir and allocates everything on ops.
+// Dropout probabilities start as config.json's hidden/attention dropout probabilities.
+int model_create(Model *m, const char *model_dir, const MnrlOps *ops, const ModelLimits *limits,
+                 MnrlError *err);
+void model_free(Model *m);
+
+// Train-mode dropout probabilities (train.dropout overrides config.json), in [0, 1).
+int model_set_dropout(Model *m, float hidden_prob, float attention_prob, MnrlError *err);
+
+// Replaces the parameters with host fp32 values (table layout, table.n_floats), e.g. a
+// checkpoint's; refreshes the compute copy.
+void model_set_params(Model *m, const float *host);
+// Downloads the fp32 master parameters (table.n_floats floats) for export or checkpoints.
+void model_params_host(const Model *m, float *host);
+// The model's parameter count (padding excluded).
+size_t model_num_params(const Model *m);
+
+void model_zero_grad(Model *m);
+
+// Encodes the packed batch: m->pooled (fp32 [S, C], backend memory) = mean-pooled last
+// hidden states. training = 0: eval mode (no dropout). In train mode the masks come from
+// (seed, step, rank) as described at the top. Fails when the batch exceeds the limits or
+// holds a token id outside the vocabulary.
+int model_forward(Model *m, const PackedBatch *batch, int training, uint64_t seed, uint64_t step,
+                  uint32_t rank, MnrlError *err);
+
+// Backward of the last forward: dpooled fp32 [S, C] (backend memory, usually m->dpooled)
+// is dL/d(pooled); parameter gradients are accumulated into m->grads.
+void model_backward(Model *m, const float *dpooled);
+
+// Clips the gradients to opt->max_grad_norm (global L2 norm) and takes one AdamW step at
+// learning rate lr, weight decay on the tensors whose decay flag is set. Returns the
+// pre-clip gradient norm.
+float model_optimizer_step(Model *m, float lr, const AdamWOptions *opt);
+
+#endif
