@@ -58,6 +58,17 @@ int mnrl_mkdir_p(const char *path, MnrlError *err);
 // Joins a directory and a file name into out (capacity cap); returns -1 when it does not fit.
 int mnrl_path_join(char *out, size_t cap, const char *dir, const char *name);
 
+// fsync of a directory, so that the entries created or renamed in it are on disk.
+int mnrl_fsync_dir(const char *path, MnrlError *err);
+// Removes path and, when it is a directory, everything below it (like `rm -rf`; symbolic
+// links are removed, never followed). A path that does not exist is not an error.
+int mnrl_remove_tree(const char *path, MnrlError *err);
+
+// jansson's json_dumps (flags as there) printing every real with the fewest digits (15..17)
+// at which all of them read back exactly: 0.1, not 0.10000000000000001. Caller frees.
+struct json_t;
+char *mnrl_json_dumps_exact(const struct json_t *value, size_t flags);
+
 // Edit distance (Levenshtein plus adjacent transpositions, i.e. optimal string alignment)
 // between two byte strings, for "did you mean" suggestions.
 size_t mnrl_edit_distance(const char *a, const char *b);

@@ -1,8 +1,10 @@
 // common.c — errors, checked allocation, hashing, whole-file I/O and clocks.
 #include "mnrl/common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,6 +212,82 @@ int mnrl_path_join(char *out, size_t cap, const char *dir, const char *name) {
     const char *sep = (dl > 0 && dir[dl - 1] != '/') ? "/" : "";
     int n = snprintf(out, cap, "%s%s%s", dir, sep, name);
     return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+}
+
+int mnrl_fsync_dir(const char *path, MnrlError *err) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return mnrl_fail(err, "%s: cannot open directory: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    if (rc != 0) return mnrl_fail(err, "%s: flushing directory to disk failed: %s", path, strerror(saved));
+    return 0;
+}
+
+int mnrl_remove_tree(const char *path, MnrlError *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return 0;
+        return mnrl_fail(err, "%s: cannot inspect: %s", path, strerror(errno));
+    }
+    // lstat: a symbolic link is removed itself, never followed into what it points to.
+    if (S_ISDIR(st.st_mode)) {
+        DIR *dir = opendir(path);
+        if (!dir) return mnrl_fail(err, "%s: cannot open directory: %s", path, strerror(errno));
+        struct dirent *entry;
+        int rc = 0;
+        while (rc == 0 && (entry = readdir(dir)) != NULL) {
+            if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+            char child[4096];
+            if (mnrl_path_join(child, sizeof child, path, entry->d_name) != 0) {
+                rc = mnrl_fail(err, "%s/%s: path too long", path, entry->d_name);
+            } else {
+                rc = mnrl_remove_tree(child, err);
+            }
+        }
+        closedir(dir);
+        if (rc != 0) return rc;
+        if (rmdir(path) != 0) return mnrl_fail(err, "%s: cannot remove directory: %s", path, strerror(errno));
+        return 0;
+    }
+    if (unlink(path) != 0) return mnrl_fail(err, "%s: cannot remove: %s", path, strerror(errno));
+    return 0;
+}
+
+// The fewest significant digits (15..17) with which v prints and reads back exactly.
+static int exact_precision(double v) {
+    char text[64];
+    for (int precision = 15; precision < 17; precision++) {
+        snprintf(text, sizeof text, "%.*g", precision, v);
+        if (strtod(text, NULL) == v) return precision;
+    }
+    return 17;
+}
+
+// The precision at which every real number in value prints exactly.
+static int tree_precision(const json_t *value) {
+    int precision = 15, needed;
+    if (json_is_real(value)) return exact_precision(json_real_value(value));
+    if (json_is_object(value)) {
+        const char *key;
+        json_t *child;
+        json_object_foreach((json_t *)value, key, child) {
+            if ((needed = tree_precision(child)) > precision) precision = needed;
+        }
+    } else if (json_is_array(value)) {
+        size_t i;
+        json_t *child;
+        json_array_foreach(value, i, child) {
+            if ((needed = tree_precision(child)) > precision) precision = needed;
+        }
+    }
+    return precision;
+}
+
+char *mnrl_json_dumps_exact(const struct json_t *value, size_t flags) {
+    char *text = json_dumps(value, flags | JSON_ENCODE_ANY | JSON_REAL_PRECISION(tree_precision(value)));
+    if (!text) abort();  // jansson fails here only when out of memory
+    return text;
 }
 
 double mnrl_now(void) {
