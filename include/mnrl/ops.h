@@ -65,6 +65,10 @@ typedef struct MnrlOps {
     void (*act_to_f32)(float *dst, const void *src, size_t n);
 
     // ---- sizes --------------------------------------------------------------------------
+    // CPU: only mnrl_loss uses the workspace: unit-norm copies of A and Cd, norms, row
+    // losses and the b × N score matrix, 4·((b+N)·H + 2b + N + b·N) bytes for
+    // b = max_anchors, N = max_candidates, H = channels (e.g. 0.4 MB for b = 128, N = 256,
+    // H = 384). A CUDA backend tiles the scores instead (DESIGN §1).
     size_t (*workspace_bytes)(const MnrlOpsLimits *limits);
     // Bytes of the per-layer state attention_forward saves for attention_backward.
     // CPU: the softmax probabilities, fp32 [T, NH, max_seqlen] (row t, head h, key j < the
