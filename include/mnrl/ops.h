@@ -67,7 +67,7 @@ typedef struct MnrlOps {
     // ---- sizes --------------------------------------------------------------------------
     // CPU: only mnrl_loss uses the workspace: unit-norm copies of A and Cd, norms, row
     // losses and the b × N score matrix, 4·((b+N)·H + 2b + N + b·N) bytes for
-    // b = max_anchors, N = max_candidates, H = channels (e.g. 0.4 MB for b = 128, N = 256,
+    // b = max_anchors, N = max_candidates, H = channels (e.g. 0.7 MB for b = 128, N = 256,
     // H = 384). A CUDA backend tiles the scores instead (DESIGN §1).
     size_t (*workspace_bytes)(const MnrlOpsLimits *limits);
     // Bytes of the per-layer state attention_forward saves for attention_backward.
