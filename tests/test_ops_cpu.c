@@ -45,18 +45,31 @@ static void load_goldens(const char *path) {
     const unsigned char *p = (const unsigned char *)raw, *end = p + len;
     if (len < 8 || memcmp(p, "MNRLGLD1", 8) != 0) SKIP("%s: not a golden file", path);
     p += 8;
+    // Every length is checked against what is left, so a damaged file fails cleanly.
+#define NEED(bytes)                                                                  \
+    do {                                                                             \
+        if ((size_t)(end - p) < (size_t)(bytes)) {                                   \
+            fprintf(stderr, "%s: truncated record %d\n", path, golden_count);        \
+            exit(1);                                                                 \
+        }                                                                            \
+    } while (0)
     while (p < end && golden_count < 256) {
         Golden *g = &goldens[golden_count++];
+        NEED(4);
         uint32_t name_len = read_u32(&p);
+        NEED(name_len + 4);
         memcpy(g->name, p, name_len < 63 ? name_len : 63);
         p += name_len;
         uint32_t ndim = read_u32(&p);
+        NEED(4 * (size_t)ndim);
         g->count = 1;
         for (uint32_t d = 0; d < ndim; d++) g->count *= read_u32(&p);
+        NEED(g->count * sizeof(float));
         g->data = mnrl_malloc(g->count * sizeof(float) + 1);
         memcpy(g->data, p, g->count * sizeof(float));  // little-endian host assumed (x86/ARM)
         p += g->count * sizeof(float);
     }
+#undef NEED
     free(raw);
 }
 

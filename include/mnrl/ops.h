@@ -24,8 +24,8 @@
 //   need no extra code; the caller zeroes them (ops->zero) at the start of a step.
 // - Dropout everywhere is keep_prob plus (seed, stream) of rng.h; element e of a tensor is
 //   kept when mnrl_rng_uniform_at(seed, stream, e) < keep_prob and then scaled by
-//   1/keep_prob. keep_prob = 1 is the identity (and draws no numbers). The mask is never
-//   stored: backward regenerates it from the same (seed, stream).
+//   1/keep_prob, keep_prob in (0, 1]; keep_prob = 1 is the identity (draws no numbers).
+//   The mask is never stored: backward regenerates it from the same (seed, stream).
 #ifndef MNRL_OPS_H
 #define MNRL_OPS_H
 
