@@ -69,3 +69,48 @@ double mnrl_spearman(const double *x, const double *y, size_t n) {
     free(ry);
     return rho;
 }
+
+void sts_evaluator_init(StsEvaluator *ev, const StsSet *set, size_t hidden) {
+    ev->set = set;
+    ev->H = hidden;
+    size_t n_texts = set->texts.n;
+    ev->texts = mnrl_calloc(n_texts, sizeof *ev->texts);
+    ev->lens = mnrl_calloc(n_texts, sizeof *ev->lens);
+    for (uint32_t id = 0; id < n_texts; id++) ev->texts[id] = text_table_get(&set->texts, id, &ev->lens[id]);
+    ev->embeddings = mnrl_calloc(n_texts * hidden, sizeof *ev->embeddings);
+    ev->cosine = mnrl_calloc(set->n, sizeof *ev->cosine);
+    ev->gold = mnrl_calloc(set->n, sizeof *ev->gold);
+    for (size_t i = 0; i < set->n; i++) ev->gold[i] = set->score[i];
+}
+
+void sts_evaluator_free(StsEvaluator *ev) {
+    free(ev->texts);
+    free(ev->lens);
+    free(ev->embeddings);
+    free(ev->cosine);
+    free(ev->gold);
+}
+
+double mnrl_cosine(const float *a, const float *b, size_t n) {
+    double dot = 0.0, na = 0.0, nb = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        dot += (double)a[i] * b[i];
+        na += (double)a[i] * a[i];
+        nb += (double)b[i] * b[i];
+    }
+    return (na > 0.0 && nb > 0.0) ? dot / (sqrt(na) * sqrt(nb)) : 0.0;
+}
+
+int sts_evaluate(StsEvaluator *ev, Encoder *enc, StsScores *out, MnrlError *err) {
+    const StsSet *set = ev->set;
+    if (encoder_run(enc, ev->texts, ev->lens, set->texts.n, ev->embeddings, err) != 0) return -1;
+    for (size_t i = 0; i < set->n; i++) {
+        const float *e1 = ev->embeddings + (size_t)set->text_id[2 * i] * ev->H;
+        const float *e2 = ev->embeddings + (size_t)set->text_id[2 * i + 1] * ev->H;
+        ev->cosine[i] = mnrl_cosine(e1, e2, ev->H);
+    }
+    out->spearman = 100.0 * mnrl_spearman(ev->cosine, ev->gold, set->n);
+    out->pearson = 100.0 * mnrl_pearson(ev->cosine, ev->gold, set->n);
+    out->pairs = set->n;
+    return 0;
+}
