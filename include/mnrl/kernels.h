@@ -37,6 +37,97 @@ int mnrl_cuda_mean_pool_backward_f32(float *dinp, const float *dout, const int32
 int mnrl_cuda_mean_pool_backward_bf16(mnrl_bf16 *dinp, const float *dout, const int32_t *cu_seqlens,
                                       int S, int C, cudaStream_t stream, MnrlError *err);
 
+// ---- embedding.cu: BERT input embeddings over packed sentences --------------------------
+// out[t] = wte[ids[t]] + wpe[t - cu_seqlens[s]] + wtt[0] for token t of sentence s,
+// added in fp32 in that order and rounded once to the act dtype. out, wte, wpe, wtt
+// fp32 or bf16 (act); ids int32 [T] in [0, V); cu_seqlens int32 [S+1].
+int mnrl_cuda_embedding_forward_f32(float *out, const int32_t *ids, const int32_t *cu_seqlens,
+                                    int S, int T, const float *wte, const float *wpe,
+                                    const float *wtt, int C, cudaStream_t stream, MnrlError *err);
+int mnrl_cuda_embedding_forward_bf16(mnrl_bf16 *out, const int32_t *ids, const int32_t *cu_seqlens,
+                                     int S, int T, const mnrl_bf16 *wte, const mnrl_bf16 *wpe,
+                                     const mnrl_bf16 *wtt, int C, cudaStream_t stream, MnrlError *err);
+// dwte[ids[t]] += dout[t], dwpe[pos(t)] += dout[t] (fp32, summed in token order: the CPU's
+// sums bit for bit), dwtt[0] += Σ_t dout[t] (fp32 partial sums over fixed token ranges,
+// added in fp64). No float atomics: the same result on every run. dout [T, C] fp32 or
+// bf16; workspace: mnrl_cuda_embedding_backward_workspace_bytes(T or more, C) bytes.
+size_t mnrl_cuda_embedding_backward_workspace_bytes(int max_tokens, int C);
+int mnrl_cuda_embedding_backward_f32(float *dwte, float *dwpe, float *dwtt, const float *dout,
+                                     const int32_t *ids, const int32_t *cu_seqlens, int S, int T,
+                                     int C, void *workspace, cudaStream_t stream, MnrlError *err);
+int mnrl_cuda_embedding_backward_bf16(float *dwte, float *dwpe, float *dwtt, const mnrl_bf16 *dout,
+                                      const int32_t *ids, const int32_t *cu_seqlens, int S, int T,
+                                      int C, void *workspace, cudaStream_t stream, MnrlError *err);
+
+// ---- layernorm.cu: LayerNorm, plain and fused with the post-LN residual add ---------------
+// out = (inp - mean)·rstd·weight + bias per row of [T, C], C <= 1024; biased variance,
+// rstd = 1/sqrt(var + eps); mean, rstd fp32 [T] (statistics in fp32). Tensors fp32 or bf16.
+int mnrl_cuda_layernorm_forward_f32(float *out, float *mean, float *rstd, const float *inp,
+                                    const float *weight, const float *bias, int T, int C,
+                                    float eps, cudaStream_t stream, MnrlError *err);
+int mnrl_cuda_layernorm_forward_bf16(mnrl_bf16 *out, float *mean, float *rstd, const mnrl_bf16 *inp,
+                                     const mnrl_bf16 *weight, const mnrl_bf16 *bias, int T, int C,
+                                     float eps, cudaStream_t stream, MnrlError *err);
+// res = a + b (written, rounded to the act dtype), then out = LayerNorm(res as stored).
+int mnrl_cuda_residual_layernorm_forward_f32(float *res, float *out, float *mean, float *rstd,
+                                             const float *a, const float *b, const float *weight,
+                                             const float *bias, int T, int C, float eps,
+                                             cudaStream_t stream, MnrlError *err);
+int mnrl_cuda_residual_layernorm_forward_bf16(mnrl_bf16 *res, mnrl_bf16 *out, float *mean,
+                                              float *rstd, const mnrl_bf16 *a, const mnrl_bf16 *b,
+                                              const mnrl_bf16 *weight, const mnrl_bf16 *bias, int T,
+                                              int C, float eps, cudaStream_t stream, MnrlError *err);
+// dinp written; dweight, dbias fp32 [C] accumulated (+=) deterministically (per-block fp32
+// partials in the workspace, added in fp64). workspace:
+// mnrl_cuda_layernorm_backward_workspace_bytes(C) bytes (independent of T).
+size_t mnrl_cuda_layernorm_backward_workspace_bytes(int C);
+int mnrl_cuda_layernorm_backward_f32(float *dinp, float *dweight, float *dbias, const float *dout,
+                                     const float *inp, const float *weight, const float *mean,
+                                     const float *rstd, int T, int C, void *workspace,
+                                     cudaStream_t stream, MnrlError *err);
+int mnrl_cuda_layernorm_backward_bf16(mnrl_bf16 *dinp, float *dweight, float *dbias,
+                                      const mnrl_bf16 *dout, const mnrl_bf16 *inp,
+                                      const mnrl_bf16 *weight, const float *mean, const float *rstd,
+                                      int T, int C, void *workspace, cudaStream_t stream,
+                                      MnrlError *err);
+
+// ---- elementwise.cu: GELU, dropout, fp32 <-> bf16 -----------------------------------------
+// Exact GELU x·Φ(x) over n elements (fp32 arithmetic); backward dinp = dout·gelu'(inp),
+// dinp may be dout.
+int mnrl_cuda_gelu_forward_f32(float *out, const float *inp, size_t n, cudaStream_t stream,
+                               MnrlError *err);
+int mnrl_cuda_gelu_forward_bf16(mnrl_bf16 *out, const mnrl_bf16 *inp, size_t n, cudaStream_t stream,
+                                MnrlError *err);
+int mnrl_cuda_gelu_backward_f32(float *dinp, const float *inp, const float *dout, size_t n,
+                                cudaStream_t stream, MnrlError *err);
+int mnrl_cuda_gelu_backward_bf16(mnrl_bf16 *dinp, const mnrl_bf16 *inp, const mnrl_bf16 *dout,
+                                 size_t n, cudaStream_t stream, MnrlError *err);
+// out = inp·mask/keep_prob with the rng.h mask of (seed, rng_stream), as ops.h's dropout
+// (also its own backward); out may be inp; keep_prob in (0, 1], 1 = copy.
+int mnrl_cuda_dropout_f32(float *out, const float *inp, size_t n, float keep_prob, uint64_t seed,
+                          uint64_t rng_stream, cudaStream_t stream, MnrlError *err);
+int mnrl_cuda_dropout_bf16(mnrl_bf16 *out, const mnrl_bf16 *inp, size_t n, float keep_prob,
+                           uint64_t seed, uint64_t rng_stream, cudaStream_t stream, MnrlError *err);
+// Conversions (round to nearest even to bf16; bf16 to fp32 is exact).
+int mnrl_cuda_f32_to_bf16(mnrl_bf16 *dst, const float *src, size_t n, cudaStream_t stream,
+                          MnrlError *err);
+int mnrl_cuda_bf16_to_f32(float *dst, const mnrl_bf16 *src, size_t n, cudaStream_t stream,
+                          MnrlError *err);
+
+// ---- adamw.cu: AdamW on fp32 master weights, global gradient norm and clipping -------------
+// One torch AdamW step over n parameters sharing weight_decay, as ops.h's adamw (the CPU's
+// fp32 results bit for bit); params_act (bf16, may be NULL) receives the rounded copy.
+int mnrl_cuda_adamw(float *params, mnrl_bf16 *params_act, const float *grads, float *m, float *v,
+                    size_t n, double lr, double beta1, double beta2, double eps,
+                    double weight_decay, int step, cudaStream_t stream, MnrlError *err);
+// *norm (host) = the L2 norm of grads (fp32 [n], summed in fp64 by a deterministic
+// two-stage reduction); when max_norm > 0, grads *= max_norm / (norm + 1e-6) if that is
+// below 1 (torch.nn.utils.clip_grad_norm_). Synchronises the stream to return the norm.
+// workspace: mnrl_cuda_clip_grad_norm_workspace_bytes() bytes.
+size_t mnrl_cuda_clip_grad_norm_workspace_bytes(void);
+int mnrl_cuda_clip_grad_norm(float *grads, size_t n, float max_norm, void *workspace, float *norm,
+                             cudaStream_t stream, MnrlError *err);
+
 #ifdef __cplusplus
 }
 #endif
