@@ -1,10 +1,12 @@
-// cmd_train.c — `mnrl_cuda [train] CONFIG.json ...`. Until the trainer lands it loads and
-// validates the configuration, prints it with --print-config, and says what is missing.
-#include <inttypes.h>
+// cmd_train.c — `mnrl_cuda [train] CONFIG.json ...`: loads the configuration and runs the
+// training program (train.c).
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "mnrl/cli.h"
 #include "mnrl/config.h"
+#include "mnrl/train.h"
 
 static void print_train_help(void) {
     printf("usage: mnrl_cuda [train] CONFIG.json [--set section.key=value]... "
@@ -17,20 +19,35 @@ static void print_train_help(void) {
            "  -h, --help              this text\n"
            "\n"
            "Relative paths in a config are relative to the working directory.\n"
-           "Training itself arrives with the CPU trainer; this version validates and\n"
-           "prints configurations.\n",
+           "Writes output.dir/metrics.jsonl and the trained model to output.dir/final.\n",
            mnrl_cli_config_options_help);
+}
+
+// The command as typed, for the model card ("mnrl_cuda train configs/nli.json --set ...").
+static char *join_command_line(int argc, char **argv) {
+    size_t len = strlen("mnrl_cuda train") + 1;
+    for (int i = 1; i < argc; i++) len += strlen(argv[i]) + 1;
+    char *line = mnrl_malloc(len);
+    strcpy(line, "mnrl_cuda train");
+    for (int i = 1; i < argc; i++) {
+        strcat(line, " ");
+        strcat(line, argv[i]);
+    }
+    return line;
 }
 
 int mnrl_cmd_train(int argc, char **argv) {
     MnrlConfig cfg;
     int exit_code = mnrl_cli_config_command(argc, argv, "train", print_train_help, &cfg);
     if (exit_code != MNRL_CLI_CONTINUE) return exit_code;
-    fprintf(stderr, "mnrl_cuda train: the configuration is valid (hash %016" PRIx64 "), but "
-                    "training is not available yet in this version: it arrives with the CPU "
-                    "trainer. `mnrl_cuda prepare` checks the data; --print-config shows the "
-                    "resolved configuration.\n",
-            config_hash(&cfg));
+    char *command_line = join_command_line(argc, argv);
+    MnrlError err;
+    exit_code = 0;
+    if (train_run(&cfg, command_line, &err) != 0) {
+        fprintf(stderr, "mnrl_cuda train: %s\n", err.msg);
+        exit_code = 1;
+    }
+    free(command_line);
     config_free(&cfg);
-    return 2;
+    return exit_code;
 }

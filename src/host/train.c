@@ -1,0 +1,319 @@
+// train.c — the training loop (see include/mnrl/train.h). Everything the loop touches is
+// created in trainer_open; a step only packs, computes and logs (no allocation).
+#include "mnrl/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mnrl/batch.h"
+#include "mnrl/cli.h"
+#include "mnrl/data_cache.h"
+#include "mnrl/encode.h"
+#include "mnrl/eval.h"
+#include "mnrl/export.h"
+#include "mnrl/log.h"
+#include "mnrl/loss.h"
+#include "mnrl/model.h"
+#include "mnrl/ops.h"
+#include "mnrl/sampler.h"
+#include "mnrl/tokenizer.h"
+#ifdef MNRL_HAVE_CUDA
+#include "mnrl/cuda_info.h"
+#endif
+
+typedef struct {
+    const MnrlConfig *cfg;
+    const MnrlOps *ops;
+    Tokenizer *tok;
+    DataCache cache;
+    Sampler sampler;
+    Model model;
+    MnrlLoss loss;
+    PackedBatch batch;
+    uint32_t *rows;          // one global batch of row indices
+    Encoder encoder;
+    int have_sts;            // eval.sts_file is set
+    StsSet sts_dev, sts_test;
+    StsEvaluator ev_dev, ev_test;
+    StepLog log;
+    AdamWOptions adam;
+    int64_t total_steps, warmup_steps, steps_per_epoch, step;
+    int bad_steps;           // consecutive steps with a non-finite loss or norm
+    ExportScores scores;
+    // What has been opened, for trainer_close after a failure half way.
+    int opened_cache, opened_sampler, opened_model, opened_loss, opened_batch, opened_encoder,
+        opened_sts, opened_log;
+} Trainer;
+
+// The ops backend for model.backend. Only the CPU backend exists in this version; a GPU,
+// when present, is named so that nobody mistakes a CPU run for a GPU one.
+static int select_backend(const MnrlConfig *cfg, const MnrlOps **ops, MnrlError *err) {
+    int gpus = 0;
+#ifdef MNRL_HAVE_CUDA
+    char description[512];
+    gpus = mnrl_cuda_describe(description, sizeof description);
+#endif
+    if (cfg->model.backend == MNRL_BACKEND_CUDA) {
+        return mnrl_fail(err, "model.backend: \"cuda\" is not available in this version (the CUDA "
+                              "backend is in progress); use \"cpu\" or \"auto\"");
+    }
+    if (cfg->model.backend == MNRL_BACKEND_AUTO) {
+        fprintf(stderr, gpus > 0 ? "warning: a GPU is present, but this version trains on the CPU "
+                                   "only (the CUDA backend is in progress)\n"
+                                 : "backend: no GPU, training on the CPU\n");
+    }
+    *ops = ops_cpu();
+    return 0;
+}
+
+// output.dir must not hold the results of another run unless output.overwrite.
+static int prepare_output(const MnrlConfig *cfg, MnrlError *err) {
+    char final_dir[4096], metrics[4096];
+    if (mnrl_path_join(final_dir, sizeof final_dir, cfg->output.dir, "final") != 0 ||
+        mnrl_path_join(metrics, sizeof metrics, cfg->output.dir, "metrics.jsonl") != 0) {
+        return mnrl_fail(err, "output.dir: path too long: %s", cfg->output.dir);
+    }
+    int used = mnrl_file_exists(final_dir) || mnrl_file_exists(metrics);
+    if (used && !cfg->output.overwrite) {
+        return mnrl_fail(err, "output.dir: %s already holds a run (final/ or metrics.jsonl); choose "
+                              "another output.dir or set output.overwrite to true",
+                         cfg->output.dir);
+    }
+    if (used && mnrl_file_exists(metrics) && remove(metrics) != 0) {
+        return mnrl_fail(err, "%s: cannot remove the previous run's metrics", metrics);
+    }
+    return mnrl_mkdir_p(cfg->output.dir, err);
+}
+
+static int open_data(Trainer *tr, MnrlError *err) {
+    const MnrlConfig *cfg = tr->cfg;
+    if (tokenizer_load(cfg->model.path, &tr->tok, err) != 0) return -1;
+    DataOptions opt;
+    mnrl_cli_data_options(cfg, &opt);
+    if (data_cache_open(&opt, cfg->data.cache_dir, tr->tok, cfg->model.max_seq_length, stderr,
+                        &tr->cache, err) != 0) {
+        return -1;
+    }
+    tr->opened_cache = 1;
+    if (tr->cache.skip_summary[0]) fprintf(stderr, "data: %s\n", tr->cache.skip_summary);
+    if (sampler_init(&tr->sampler, tr->cache.text_id, tr->cache.n_rows, tr->cache.n_cols,
+                     tr->cache.n_texts, (size_t)cfg->train.batch_size, 0,
+                     (uint64_t)cfg->train.seed, err) != 0) {
+        return mnrl_fail_context(err, "%s", cfg->data.train);
+    }
+    tr->opened_sampler = 1;
+    tr->rows = mnrl_malloc((size_t)cfg->train.batch_size * sizeof *tr->rows);
+    return 0;
+}
+
+static int open_model(Trainer *tr, MnrlError *err) {
+    const MnrlConfig *cfg = tr->cfg;
+    size_t rows = (size_t)cfg->train.batch_size, cols = tr->cache.n_cols;
+    if (batch_init_for_rows(&tr->batch, rows, cols, cfg->model.max_seq_length, err) != 0) return -1;
+    tr->opened_batch = 1;
+    ModelLimits limits = {.max_tokens = tr->batch.max_tokens, .max_seqs = tr->batch.max_seqs,
+                          .max_seqlen = cfg->model.max_seq_length, .max_anchors = (int)rows,
+                          .max_candidates = (int)(rows * (cols - 1))};
+    if (model_create(&tr->model, cfg->model.path, tr->ops, &limits, err) != 0) return -1;
+    tr->opened_model = 1;
+    if (cfg->train.dropout != MNRL_DROPOUT_FROM_MODEL &&
+        model_set_dropout(&tr->model, (float)cfg->train.dropout, (float)cfg->train.dropout, err) != 0) {
+        return -1;
+    }
+    if (mnrl_loss_init(&tr->loss, tr->ops, (float)cfg->loss.scale, err) != 0) return -1;
+    tr->opened_loss = 1;
+    if (encoder_init(&tr->encoder, &tr->model, tr->tok, cfg->eval.batch_size, err) != 0) return -1;
+    tr->opened_encoder = 1;
+    tr->adam = (AdamWOptions){.beta1 = (float)cfg->train.adam_beta1, .beta2 = (float)cfg->train.adam_beta2,
+                              .eps = (float)cfg->train.adam_eps,
+                              .weight_decay = (float)cfg->train.weight_decay,
+                              .max_grad_norm = (float)cfg->train.max_grad_norm};
+    return 0;
+}
+
+static int open_sts(Trainer *tr, MnrlError *err) {
+    const MnrlConfig *cfg = tr->cfg;
+    tr->have_sts = cfg->eval.sts_file[0] != '\0';
+    if (!tr->have_sts) return 0;
+    if (sts_load(cfg->eval.sts_file, cfg->eval.dev_split, &tr->sts_dev, err) != 0) return -1;
+    if (sts_load(cfg->eval.sts_file, cfg->eval.test_split, &tr->sts_test, err) != 0) {
+        sts_free(&tr->sts_dev);
+        return -1;
+    }
+    sts_evaluator_init(&tr->ev_dev, &tr->sts_dev, (size_t)tr->model.C);
+    sts_evaluator_init(&tr->ev_test, &tr->sts_test, (size_t)tr->model.C);
+    tr->opened_sts = 1;
+    return 0;
+}
+
+// Steps as sentence-transformers counts them: len(dataloader) per epoch (the sampler's
+// __len__), warm-up steps rounded up from the ratio.
+static void plan_schedule(Trainer *tr) {
+    const MnrlTrainConfig *t = &tr->cfg->train;
+    tr->steps_per_epoch = (int64_t)sampler_expected_batches(&tr->sampler);
+    tr->total_steps = t->max_steps > 0 ? t->max_steps : tr->steps_per_epoch * t->epochs;
+    tr->warmup_steps = t->warmup_steps >= 0 ? t->warmup_steps
+                                            : (int64_t)ceil(t->warmup_ratio * (double)tr->total_steps);
+}
+
+static void trainer_close(Trainer *tr) {
+    if (tr->opened_log) {
+        MnrlError ignored;
+        steplog_close(&tr->log, &ignored);
+    }
+    if (tr->opened_sts) {
+        sts_evaluator_free(&tr->ev_dev);
+        sts_evaluator_free(&tr->ev_test);
+        sts_free(&tr->sts_dev);
+        sts_free(&tr->sts_test);
+    }
+    if (tr->opened_encoder) encoder_free(&tr->encoder);
+    if (tr->opened_loss) mnrl_loss_free(&tr->loss);
+    if (tr->opened_model) model_free(&tr->model);
+    if (tr->opened_batch) batch_free(&tr->batch);
+    free(tr->rows);
+    if (tr->opened_sampler) sampler_free(&tr->sampler);
+    if (tr->opened_cache) data_cache_close(&tr->cache);
+    if (tr->tok) tokenizer_free(tr->tok);
+}
+
+static int trainer_open(Trainer *tr, const MnrlConfig *cfg, MnrlError *err) {
+    memset(tr, 0, sizeof *tr);
+    tr->cfg = cfg;
+    tr->scores = (ExportScores){NAN, NAN, NAN, NAN};
+    if (select_backend(cfg, &tr->ops, err) != 0 || prepare_output(cfg, err) != 0 ||
+        open_data(tr, err) != 0 || open_model(tr, err) != 0 || open_sts(tr, err) != 0) {
+        return -1;
+    }
+    plan_schedule(tr);
+    if (steplog_open(&tr->log, stdout, cfg->output.dir, tr->total_steps, 0, cfg->train.log_every, err) != 0) {
+        return -1;
+    }
+    tr->opened_log = 1;
+    char rows[32];
+    mnrl_format_count(tr->cache.n_rows, rows, sizeof rows);
+    printf("training %s (%zu parameters) on %s rows of %s, batch %d, %lld steps (%lld warm-up), "
+           "backend %s\n",
+           cfg->model.path, model_num_params(&tr->model), rows, cfg->data.train, cfg->train.batch_size,
+           (long long)tr->total_steps, (long long)tr->warmup_steps, tr->ops->name);
+    return 0;
+}
+
+// Evaluates one STS split; *spearman receives the score (×100).
+static int evaluate(Trainer *tr, StsEvaluator *ev, const char *split, double *spearman, MnrlError *err) {
+    StsScores scores;
+    if (sts_evaluate(ev, &tr->encoder, &scores, err) != 0) return -1;
+    if (spearman) *spearman = scores.spearman;
+    return steplog_eval(&tr->log, tr->step, split, scores.spearman, scores.pearson, err);
+}
+
+// One optimizer step on the rows of a global batch. Returns the loss; *norm the pre-clip
+// gradient norm. A non-finite loss or norm skips the update (the weights stay as they
+// were) and counts as a bad step.
+static int train_step(Trainer *tr, size_t n_rows, double *loss_out, double *norm_out, MnrlError *err) {
+    Model *m = &tr->model;
+    if (batch_pack_rows(&tr->batch, &tr->cache, tr->rows, n_rows, err) != 0) return -1;
+    model_zero_grad(m);
+    if (model_forward(m, &tr->batch, 1, (uint64_t)tr->cfg->train.seed, (uint64_t)tr->step, 0, err) != 0) {
+        return -1;
+    }
+    float loss = mnrl_loss_step(&tr->loss, m->pooled, m->dpooled, (int)n_rows, tr->batch.cols, m->C,
+                                m->workspace);
+    *loss_out = loss;
+    *norm_out = NAN;
+    if (!isfinite(loss)) return 0;
+    model_backward(m, m->dpooled);
+    float lr = mnrl_lr_warmup_linear((long)tr->step, (long)tr->warmup_steps, (long)tr->total_steps,
+                                     (float)tr->cfg->train.lr);
+    *norm_out = model_optimizer_step(m, lr, &tr->adam);
+    return 0;
+}
+
+static int log_step(Trainer *tr, double loss, double norm, double seconds, MnrlError *err) {
+    StepStats s = {.step = tr->step, .loss = loss, .grad_norm = norm,
+                   .epoch = (double)tr->step / (double)(tr->steps_per_epoch > 0 ? tr->steps_per_epoch : 1),
+                   .lr = mnrl_lr_warmup_linear((long)tr->step - 1, (long)tr->warmup_steps,
+                                               (long)tr->total_steps, (float)tr->cfg->train.lr),
+                   .ms = 1e3 * seconds, .tokens_per_s = tr->batch.T / seconds,
+                   .seqs_per_s = tr->batch.S / seconds, .mfu = NAN};
+    return steplog_step(&tr->log, &s, err);
+}
+
+static int check_bad_step(Trainer *tr, double loss, double norm, MnrlError *err) {
+    if (isfinite(loss) && isfinite(norm)) {
+        tr->bad_steps = 0;
+        return 0;
+    }
+    tr->bad_steps++;
+    fprintf(stderr, "warning: step %lld: loss %g, gradient norm %g; the update was skipped\n",
+            (long long)tr->step, loss, norm);
+    if (tr->bad_steps >= tr->cfg->train.max_bad_steps) {
+        return mnrl_fail(err, "%d consecutive steps had a non-finite loss or gradient "
+                              "(train.max_bad_steps); lower train.lr or check the data",
+                         tr->bad_steps);
+    }
+    return 0;
+}
+
+static int run_epochs(Trainer *tr, MnrlError *err) {
+    const MnrlConfig *cfg = tr->cfg;
+    for (int epoch = 0; tr->step < tr->total_steps; epoch++) {
+        sampler_begin_epoch(&tr->sampler, (uint64_t)epoch);
+        size_t n;
+        while (tr->step < tr->total_steps && (n = sampler_next_batch(&tr->sampler, tr->rows)) > 0) {
+            double loss, norm, t0 = mnrl_now();
+            if (train_step(tr, n, &loss, &norm, err) != 0) return -1;
+            tr->step++;
+            if (log_step(tr, loss, norm, mnrl_now() - t0, err) != 0) return -1;
+            if (check_bad_step(tr, loss, norm, err) != 0) return -1;
+            if (tr->have_sts && cfg->eval.every_steps > 0 && tr->step % cfg->eval.every_steps == 0 &&
+                tr->step < tr->total_steps &&
+                evaluate(tr, &tr->ev_dev, cfg->eval.dev_split, NULL, err) != 0) {
+                return -1;
+            }
+        }
+        if (epoch + 1 >= cfg->train.epochs && cfg->train.max_steps == 0) break;
+    }
+    return 0;
+}
+
+static int export_final(Trainer *tr, const char *command_line, MnrlError *err) {
+    float *params = mnrl_malloc(tr->model.table.n_floats * sizeof *params);
+    model_params_host(&tr->model, params);
+    ExportInfo info = {.out_dir = tr->cfg->output.dir, .base_model_dir = tr->cfg->model.path,
+                       .config = tr->cfg, .train_rows = (int64_t)tr->cache.n_rows, .steps = tr->step,
+                       .scores = tr->have_sts ? &tr->scores : NULL, .command_line = command_line};
+    int rc = export_model(&info, &tr->model.table, params, err);
+    free(params);
+    if (rc == 0) printf("saved %s/final (load it with SentenceTransformer(\"%s/final\"))\n",
+                        tr->cfg->output.dir, tr->cfg->output.dir);
+    return rc;
+}
+
+static int train_and_evaluate(Trainer *tr, const char *command_line, MnrlError *err) {
+    const MnrlConfig *cfg = tr->cfg;
+    if (tr->have_sts && cfg->eval.before_training) {
+        if (evaluate(tr, &tr->ev_dev, cfg->eval.dev_split, &tr->scores.dev_before, err) != 0 ||
+            evaluate(tr, &tr->ev_test, cfg->eval.test_split, &tr->scores.test_before, err) != 0) {
+            return -1;
+        }
+    }
+    if (run_epochs(tr, err) != 0) return -1;
+    if (tr->have_sts) {
+        if (evaluate(tr, &tr->ev_dev, cfg->eval.dev_split, &tr->scores.dev_after, err) != 0 ||
+            evaluate(tr, &tr->ev_test, cfg->eval.test_split, &tr->scores.test_after, err) != 0) {
+            return -1;
+        }
+    }
+    return export_final(tr, command_line, err);
+}
+
+int train_run(const MnrlConfig *cfg, const char *command_line, MnrlError *err) {
+    Trainer tr;
+    int rc = trainer_open(&tr, cfg, err);
+    if (rc == 0) rc = train_and_evaluate(&tr, command_line, err);
+    trainer_close(&tr);
+    return rc;
+}

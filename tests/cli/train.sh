@@ -1,0 +1,52 @@
+# train.sh — `mnrl_cuda train` end to end on the tiny parity model (tests/data/parity/tiny,
+# hidden 32, trimmed real vocabulary) and its 20-row-per-batch MNRL data: step lines,
+# metrics.jsonl, STS evaluation before/after, the exported folder, determinism (the same
+# config twice gives the same losses on the CPU), and the refusals around output.dir.
+# Usage: bash train.sh /path/to/mnrl_cuda /path/to/repo
+source "$(dirname "$0")/../cli_lib.sh"
+
+cat >"$TMP/tiny.json" <<JSON
+{
+  "model": {"path": "tests/data/parity/tiny", "max_seq_length": 32, "backend": "cpu"},
+  "data": {"train": "tests/data/parity/tiny_train.tsv", "cache_dir": "$TMP/cache"},
+  "train": {"batch_size": 8, "max_steps": 12, "lr": 1e-3, "warmup_steps": 2, "log_every": 4},
+  "eval": {"every_steps": 6},
+  "output": {"dir": "$TMP/run"}
+}
+JSON
+
+expect 0 "train the tiny model" -- "$BIN" train "$TMP/tiny.json"
+contains "$TMP/out" "step 1/12 | loss "
+contains "$TMP/out" "step 12/12 | loss "
+contains "$TMP/out" "saved $TMP/run/final"
+for f in config.json model.safetensors vocab.txt modules.json sentence_bert_config.json \
+         1_Pooling/config.json config_sentence_transformers.json README.md; do
+    checks=$((checks + 1))
+    [ -s "$TMP/run/final/$f" ] || fail "final/$f is missing or empty"
+done
+steps=$(grep -c '"loss"' "$TMP/run/metrics.jsonl")
+evals=$(grep -c '"spearman"' "$TMP/run/metrics.jsonl")
+checks=$((checks + 2))
+[ "$steps" = 12 ] || fail "metrics.jsonl has $steps step lines, expected 12"
+# dev and test before training, dev at step 6, dev and test at the end.
+[ "$evals" = 5 ] || fail "metrics.jsonl has $evals evaluation lines, expected 5"
+checks=$((checks + 1))
+if grep '"loss"' "$TMP/run/metrics.jsonl" | grep -qE '"loss": *(null|nan)'; then fail "a non-finite loss"; fi
+
+expect 1 "refuses to overwrite a finished run" -- "$BIN" train "$TMP/tiny.json"
+contains "$TMP/err" "already holds a run"
+
+grep '"loss"' "$TMP/run/metrics.jsonl" | sed 's/.*"loss": *\([^,]*\),.*/\1/' >"$TMP/losses1"
+expect 0 "the same run again, overwriting" -- "$BIN" train "$TMP/tiny.json" --set output.overwrite=true
+grep '"loss"' "$TMP/run/metrics.jsonl" | sed 's/.*"loss": *\([^,]*\),.*/\1/' >"$TMP/losses2"
+checks=$((checks + 1))
+cmp -s "$TMP/losses1" "$TMP/losses2" || fail "two identical runs gave different losses"
+
+expect 1 "cuda backend is not available yet" -- "$BIN" train "$TMP/tiny.json" --set model.backend=cuda \
+    --set output.dir="$TMP/run2"
+contains "$TMP/err" "model.backend"
+expect 1 "missing model folder" -- "$BIN" train "$TMP/tiny.json" --set model.path="$TMP/none" \
+    --set output.dir="$TMP/run3"
+contains "$TMP/err" "$TMP/none"
+
+finish
