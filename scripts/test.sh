@@ -23,3 +23,14 @@ cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs")
 echo "== all tests passed =="
+
+# ---- 3. MPI build: the CPU backend across ranks under mpirun (issue 6) ------------------------
+# -DMNRL_MPI=ON; `ctest -L mpi` runs the tests labelled mpi: tests/mpi/*.c under
+# `mpirun --oversubscribe -np 2` and `-np 4`, and test_dist (which launches itself under
+# mpirun). One test at a time: four ranks already oversubscribe a small CI machine.
+echo "== MPI build (-DMNRL_MPI=ON), ctest -L mpi =="
+cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DMNRL_WERROR=ON -DMNRL_MPI=ON \
+      -DMNRL_CUDA=OFF -DMNRL_LINK_BINARY=OFF
+cmake --build build-mpi -j"$jobs"
+(cd build-mpi && ctest -L mpi --output-on-failure)
+echo "== MPI tests passed =="

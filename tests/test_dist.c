@@ -437,6 +437,27 @@ static void test_rendezvous_timeouts(void) {
     rmdir(dir);
 }
 
+// dist_abort on one of several ranks exits with the code, also right after a failed
+// dist_init (here: the CPU backend without an MPI launch).
+static void test_abort_exits(void) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        set_env3("RANK", "1", "WORLD_SIZE", "2", "LOCAL_RANK", "1");
+        MnrlDistConfig cfg = dist_config(MNRL_DIST_AUTO, "", 5);
+        MnrlDist d;
+        MnrlError err = {{0}};
+        if (dist_init(&d, &cfg, "/tmp", MNRL_DIST_HOST_MEMORY, &err) == 0) _exit(10);
+        dist_abort(&d, 5);
+        _exit(11);  // dist_abort returned: wrong with two ranks
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ_INT(WEXITSTATUS(status), 5);
+}
+
 // ---- a real mpirun --------------------------------------------------------------------------
 
 // Child mode under mpirun: report what discovery says, exit 3 on an error.
@@ -451,27 +472,49 @@ static int discover_child(void) {
     return 0;
 }
 
+// Child mode under mpirun (MPI builds): rank 1 fails and aborts while rank 0 waits in a
+// barrier it can never leave; the whole job must end, non-zero, with rank 1's message.
+static int abort_child(void) {
+    MnrlDistConfig cfg = dist_config(MNRL_DIST_AUTO, "", 30);
+    MnrlDist d;
+    MnrlError err = {{0}};
+    if (dist_init(&d, &cfg, "/tmp", MNRL_DIST_HOST_MEMORY, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 4;
+    }
+    if (d.rank == 1) {
+        fprintf(stderr, "rank 1: simulated failure\n");
+        dist_abort(&d, 5);
+    }
+    if (d.ops->barrier(&d, &err) == 0) printf("rank %d passed the barrier\n", d.rank);
+    dist_close(&d);
+    return 0;
+}
+
+// Runs `mpirun -np 2 THIS_TEST ARG` (at most 120 s); its output into out, its status back.
+static int run_self_under_mpirun(const char *arg, char *out, size_t cap) {
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return -1;
+    self[n] = '\0';
+    char cmd[PATH_MAX + 200];
+    snprintf(cmd, sizeof cmd, "timeout 120 mpirun --oversubscribe --allow-run-as-root -np 2 "
+             "'%s' %s 2>&1", self, arg);
+    fflush(stdout);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t len = fread(out, 1, cap - 1, p);
+    out[len] = '\0';
+    return pclose(p);
+}
+
 static void test_under_mpirun(void) {
     if (system("command -v mpirun >/dev/null 2>&1") != 0) {
         printf("note: mpirun not installed; the real MPI launch check did not run\n");
         return;
     }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    CHECK(n > 0);
-    if (n <= 0) return;
-    self[n] = '\0';
-    char cmd[PATH_MAX + 200];
-    snprintf(cmd, sizeof cmd, "mpirun --oversubscribe --allow-run-as-root -np 2 '%s' "
-             "--discover-child 2>&1", self);
-    fflush(stdout);
-    FILE *p = popen(cmd, "r");
-    CHECK(p != NULL);
-    if (!p) return;
     char out[8192];
-    size_t len = fread(out, 1, sizeof out - 1, p);
-    out[len] = '\0';
-    int status = pclose(p);
+    int status = run_self_under_mpirun("--discover-child", out, sizeof out);
     if (have_mpi) {
         CHECK_MSG(status == 0, "mpirun exit status %d: %s", status, out);
         CHECK_CONTAINS(out, "discovered launch 1 world 2");
@@ -481,10 +524,19 @@ static void test_under_mpirun(void) {
                             "is set), but this binary was built without MPI; rebuild with "
                             "-DMNRL_MPI=ON or launch with torchrun-style RANK/WORLD_SIZE");
     }
+    if (!have_mpi) return;
+    double start = mnrl_now();
+    status = run_self_under_mpirun("--abort-child", out, sizeof out);
+    CHECK_MSG(status != 0 && WIFEXITED(status) && WEXITSTATUS(status) != 124,
+              "mpirun status %d (124: it hung until the timeout): %s", status, out);
+    CHECK(mnrl_now() - start < 100);
+    CHECK_CONTAINS(out, "rank 1: simulated failure");
+    CHECK(strstr(out, "passed the barrier") == NULL);
 }
 
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--discover-child") == 0) return discover_child();
+    if (argc > 1 && strcmp(argv[1], "--abort-child") == 0) return abort_child();
     test_discover_places();
     test_discover_errors();
     test_discover_mpi_launch();
@@ -493,6 +545,7 @@ int main(int argc, char **argv) {
     test_init_errors();
     test_rendezvous_processes();
     test_rendezvous_timeouts();
+    test_abort_exits();
     test_under_mpirun();
     TEST_END();
 }

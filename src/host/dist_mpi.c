@@ -61,7 +61,7 @@ int dist_mpi_start(MnrlDist *d, MnrlError *err) {
 }
 
 int dist_mpi_broadcast_bytes(void *buf, size_t bytes, int root, MnrlError *err) {
-    int n;
+    int n = 0;
     if (mpi_count(bytes, &n, err) != 0) return -1;
     MPI_TRY(MPI_Bcast(buf, n, MPI_BYTE, root, dist_comm), err);
     return 0;
@@ -86,7 +86,7 @@ void dist_mpi_abort(int code) {
 
 static int mpi_all_gather(MnrlDist *d, float *out, const float *in, size_t count, int blocks,
                           MnrlError *err) {
-    int n;
+    int n = 0;
     if (mpi_count(count, &n, err) != 0) return -1;
     for (int blk = 0; blk < blocks; blk++) {
         MPI_TRY(MPI_Allgather(in + (size_t)blk * count, n, MPI_FLOAT,
@@ -98,7 +98,7 @@ static int mpi_all_gather(MnrlDist *d, float *out, const float *in, size_t count
 
 static int mpi_reduce_scatter(MnrlDist *d, float *out, const float *in, size_t count,
                               int blocks, MnrlError *err) {
-    int n;
+    int n = 0;
     if (mpi_count(count, &n, err) != 0) return -1;
     for (int blk = 0; blk < blocks; blk++) {
         MPI_TRY(MPI_Reduce_scatter_block(in + (size_t)blk * (size_t)d->world * count,
@@ -110,7 +110,7 @@ static int mpi_reduce_scatter(MnrlDist *d, float *out, const float *in, size_t c
 
 static int mpi_all_reduce(MnrlDist *d, float *buf, size_t count, MnrlError *err) {
     (void)d;
-    int n;
+    int n = 0;
     if (mpi_count(count, &n, err) != 0) return -1;
     MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, dist_comm), err);
     return 0;
