@@ -57,7 +57,7 @@ static void check_collectives(MnrlDist *d) {
     cudaFree(out);
 }
 
-int main(void) {
+static void run_checks(void) {
     int devices = 0;
     if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 1) SKIP("no usable CUDA device");
     static const char *const vars[] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID",
@@ -92,10 +92,14 @@ int main(void) {
         check_collectives(&d);
     }
     dist_close(&d);
-    TEST_END();
-}
-#else
-int main(void) {
-    SKIP("built without CUDA and NCCL: the NCCL collectives need both (and a GPU)");
 }
 #endif
+
+int main(void) {
+#if defined(MNRL_HAVE_CUDA) && defined(MNRL_HAVE_NCCL)
+    run_checks();
+#else
+    SKIP("built without CUDA and NCCL: the NCCL collectives need both (and a GPU)");
+#endif
+    TEST_END();
+}
