@@ -4,7 +4,7 @@
 FROM nvidia/cuda:12.6.3-cudnn-devel-ubuntu24.04 AS build
 RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       build-essential cmake pkg-config libjansson-dev zlib1g-dev libutf8proc-dev \
-      libopenblas-dev libopenmpi-dev openmpi-bin && rm -rf /var/lib/apt/lists/*
+      libopenblas-openmp-dev libopenmpi-dev openmpi-bin && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY cmake cmake
@@ -18,7 +18,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMNRL_MPI=ON -DMNRL_LINK_BIN
 
 FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      libjansson4 zlib1g libutf8proc3 libopenblas0 openmpi-bin && rm -rf /var/lib/apt/lists/* \
+      libjansson4 zlib1g libutf8proc3 libopenblas0-openmp openmpi-bin && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 1000 mnrl
 COPY --from=build /src/build/mnrl_cuda /usr/local/bin/mnrl_cuda
 COPY configs /opt/mnrl_cuda/configs

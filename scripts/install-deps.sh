@@ -3,7 +3,7 @@
 # (nvcc, cuBLASLt, NCCL, cuDNN) is optional: without nvcc the CPU-only build is made.
 set -euo pipefail
 packages=(build-essential cmake pkg-config git ca-certificates curl unzip
-          libjansson-dev zlib1g-dev libutf8proc-dev libopenblas-dev
+          libjansson-dev zlib1g-dev libutf8proc-dev libopenblas-openmp-dev
           libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do

@@ -183,8 +183,9 @@ static int trainer_open(Trainer *tr, const MnrlConfig *cfg, MnrlError *err) {
     memset(tr, 0, sizeof *tr);
     tr->cfg = cfg;
     tr->scores = (ExportScores){NAN, NAN, NAN, NAN};
-    if (select_backend(cfg, &tr->ops, err) != 0 || prepare_output(cfg, err) != 0 ||
-        open_data(tr, err) != 0 || open_model(tr, err) != 0 || open_sts(tr, err) != 0) {
+    // The output folder is touched last, so that a run failing on its inputs leaves nothing.
+    if (select_backend(cfg, &tr->ops, err) != 0 || open_data(tr, err) != 0 ||
+        open_model(tr, err) != 0 || open_sts(tr, err) != 0 || prepare_output(cfg, err) != 0) {
         return -1;
     }
     plan_schedule(tr);
