@@ -151,7 +151,7 @@ static void test_discover_mpi_launch(void) {
         CHECK_EQ_INT(discover(MNRL_DIST_AUTO, &p, msg, sizeof msg), 0);
         CHECK_EQ_INT(p.launch, MNRL_DIST_LAUNCH_MPI);
     } else {
-        expect_discover_error(MNRL_DIST_AUTO, "one of several (");
+        expect_discover_error(MNRL_DIST_AUTO, "one of several ranks started by an MPI launcher (PMIX_RANK");
     }
     // mpirun -np 1 of a build without MPI is one process, as it should be.
     set_env3("OMPI_COMM_WORLD_SIZE", "1", NULL, NULL, NULL, NULL);

@@ -112,12 +112,13 @@ static int discover_auto(MnrlDistPlace *p, MnrlError *err) {
     int found = env_launch(p, err);
     if (found != 0) return found < 0 ? -1 : 0;
     if (under_mpi && mpi_world != 1) {
-        return mnrl_fail(err, "dist: this process is one of %s%d ranks started by an MPI launcher "
+        char ranks[32] = "several";
+        if (mpi_world > 0) snprintf(ranks, sizeof ranks, "%d", mpi_world);
+        return mnrl_fail(err, "dist: this process is one of %s ranks started by an MPI launcher "
                          "(%s is set), but this binary was built without MPI; rebuild with "
                          "-DMNRL_MPI=ON or launch with torchrun-style RANK/WORLD_SIZE "
                          "(and LOCAL_RANK) instead of starting copies that would each train "
-                         "alone", mpi_world > 0 ? "" : "several (", mpi_world,
-                         mpi_size_source());
+                         "alone", ranks, mpi_size_source());
     }
     return 0;
 }
