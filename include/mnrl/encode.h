@@ -26,4 +26,20 @@ void encoder_free(Encoder *e);
 int encoder_run(Encoder *e, const char *const *texts, const size_t *lens, size_t n, float *out,
                 MnrlError *err);
 
+// A model folder opened for encoding only (CPU backend): its tokenizer, the model sized
+// for batch_size texts of at most max_seq_length tokens, and an Encoder over them. For
+// `mnrl_cuda eval`, `mnrl_cuda encode` and tests.
+typedef struct {
+    Tokenizer *tok;
+    Model model;
+    Encoder encoder;
+    int max_seq_length;  // in use: the argument, or the folder's own
+} FolderEncoder;
+
+// max_seq_length 0: the folder's sentence_bert_config.json max_seq_length (as
+// SentenceTransformer(path) uses), else the tokenizer's model_max_length.
+int folder_encoder_open(FolderEncoder *fe, const char *model_dir, int max_seq_length, int batch_size,
+                        MnrlError *err);
+void folder_encoder_close(FolderEncoder *fe);
+
 #endif

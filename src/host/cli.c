@@ -1,6 +1,7 @@
 // cli.c — the options every config-driven subcommand shares (see include/mnrl/cli.h).
 #include "mnrl/cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,4 +110,25 @@ void mnrl_cli_data_options(const MnrlConfig *cfg, DataOptions *opt) {
     opt->max_rows = (uint64_t)cfg->data.max_rows;
     opt->on_error = cfg->data.on_error;
     opt->seed = (uint64_t)cfg->train.seed;
+}
+
+const char *mnrl_cli_option_value(int argc, char **argv, int *i, const char *name, int *missing) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0') return NULL;
+    if (*i + 1 >= argc) {
+        *missing = 1;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int mnrl_cli_parse_long(const char *text, long min, long max, long *out) {
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno || end == text || *end || value < min || value > max) return -1;
+    *out = value;
+    return 0;
 }

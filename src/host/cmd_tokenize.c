@@ -2,7 +2,6 @@
 // one line of token ids per input line, exactly as HF's tokenizer gives them (for
 // debugging and for checking parity from outside).
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,19 +28,6 @@ static int usage_error(const char *fmt, const char *arg) {
     return 2;
 }
 
-// The value of "--name VALUE" or "--name=VALUE" at argv[*i]; NULL when argv[*i] is not it.
-static const char *option_value(int argc, char **argv, int *i, const char *name, int *missing) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return NULL;
-    if (argv[*i][n] == '=') return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0') return NULL;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 int mnrl_cmd_tokenize(int argc, char **argv) {
     const char *model_dir = NULL, *input = "-", *max_arg = NULL;
     for (int i = 1; i < argc; i++) {
@@ -50,9 +36,9 @@ int mnrl_cmd_tokenize(int argc, char **argv) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(tokenize_usage, stdout);
             return 0;
-        } else if ((v = option_value(argc, argv, &i, "--input", &missing))) {
+        } else if ((v = mnrl_cli_option_value(argc, argv, &i, "--input", &missing))) {
             input = v;
-        } else if ((v = option_value(argc, argv, &i, "--max-seq-length", &missing))) {
+        } else if ((v = mnrl_cli_option_value(argc, argv, &i, "--max-seq-length", &missing))) {
             max_arg = v;
         } else if (missing) {
             return usage_error("%s needs a value", argv[i]);
@@ -66,13 +52,8 @@ int mnrl_cmd_tokenize(int argc, char **argv) {
     }
     if (!model_dir) return usage_error("%smissing MODEL_DIR", "");
     long max_len = 0;
-    if (max_arg) {
-        char *end;
-        errno = 0;
-        max_len = strtol(max_arg, &end, 10);
-        if (errno || end == max_arg || *end || max_len < 2 || max_len > 1000000)
-            return usage_error("--max-seq-length must be an integer in [2, 1000000], got '%s'", max_arg);
-    }
+    if (max_arg && mnrl_cli_parse_long(max_arg, 2, 1000000, &max_len) != 0)
+        return usage_error("--max-seq-length must be an integer in [2, 1000000], got '%s'", max_arg);
 
     MnrlError err;
     Tokenizer *tok;

@@ -19,8 +19,8 @@ static const Subcommand subcommands[] = {
     {"train", mnrl_cmd_train, "train a model from CONFIG.json (the default subcommand)"},
     {"prepare", mnrl_cmd_prepare, "check the data, cache and batches of CONFIG.json (a dry run)"},
     {"tokenize", mnrl_cmd_tokenize, "print the token ids of text lines, as the HF tokenizer"},
-    {"eval", NULL, "evaluate a model on an STS file"},
-    {"encode", NULL, "embed sentences with a trained model"},
+    {"eval", mnrl_cmd_eval, "evaluate a model folder on an STS file (Spearman, Pearson)"},
+    {"encode", mnrl_cmd_encode, "embed text lines with a model folder into a .npy file"},
     {"export", NULL, "write a sentence-transformers folder from a checkpoint"},
 };
 #define N_SUBCOMMANDS (sizeof subcommands / sizeof subcommands[0])
