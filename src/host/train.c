@@ -38,6 +38,7 @@ typedef struct {
     StsSet sts_dev, sts_test;
     StsEvaluator ev_dev, ev_test;
     StepLog log;
+    FILE *batch_order;       // OUT/batch_order.txt: each step's row indices
     AdamWOptions adam;
     int64_t total_steps, warmup_steps, steps_per_epoch, step;
     int bad_steps;           // consecutive steps with a non-finite loss or norm
@@ -158,7 +159,31 @@ static void plan_schedule(Trainer *tr) {
                                             : (int64_t)ceil(t->warmup_ratio * (double)tr->total_steps);
 }
 
+// OUT/batch_order.txt records which rows each step trained on (0-based indices into the
+// data's row table, one line per step), so a run can be replayed by another trainer:
+// tests/reference/train_reference.py --order trains sentence-transformers on the same
+// batches for the "same training, same result" comparison.
+static int open_batch_order(Trainer *tr, MnrlError *err) {
+    const MnrlConfig *cfg = tr->cfg;
+    char path[4096];
+    if (mnrl_path_join(path, sizeof path, cfg->output.dir, "batch_order.txt") != 0) {
+        return mnrl_fail(err, "output.dir: path too long: %s", cfg->output.dir);
+    }
+    tr->batch_order = fopen(path, "w");
+    if (!tr->batch_order) return mnrl_fail(err, "%s: cannot create", path);
+    fprintf(tr->batch_order, "# rows of %s (format %s, recipe %s, split %s), seed %lld, batch %d\n",
+            cfg->data.train, data_format_name(cfg->data.format), data_recipe_name(cfg->data.recipe),
+            cfg->data.split, (long long)cfg->train.seed, cfg->train.batch_size);
+    return 0;
+}
+
+static void record_batch(Trainer *tr, size_t n) {
+    for (size_t i = 0; i < n; i++) fprintf(tr->batch_order, i ? " %u" : "%u", tr->rows[i]);
+    fputc('\n', tr->batch_order);
+}
+
 static void trainer_close(Trainer *tr) {
+    if (tr->batch_order) fclose(tr->batch_order);
     if (tr->opened_log) {
         MnrlError ignored;
         steplog_close(&tr->log, &ignored);
@@ -193,6 +218,7 @@ static int trainer_open(Trainer *tr, const MnrlConfig *cfg, MnrlError *err) {
         return -1;
     }
     tr->opened_log = 1;
+    if (open_batch_order(tr, err) != 0) return -1;
     char rows[32];
     mnrl_format_count(tr->cache.n_rows, rows, sizeof rows);
     printf("training %s (%zu parameters) on %s rows of %s, batch %d, %lld steps (%lld warm-up), "
@@ -265,6 +291,7 @@ static int run_epochs(Trainer *tr, MnrlError *err) {
         size_t n;
         while (tr->step < tr->total_steps && (n = sampler_next_batch(&tr->sampler, tr->rows)) > 0) {
             double loss, norm, t0 = mnrl_now();
+            record_batch(tr, n);
             if (train_step(tr, n, &loss, &norm, err) != 0) return -1;
             tr->step++;
             if (log_step(tr, loss, norm, mnrl_now() - t0, err) != 0) return -1;

@@ -33,6 +33,12 @@ checks=$((checks + 2))
 checks=$((checks + 1))
 if grep '"loss"' "$TMP/run/metrics.jsonl" | grep -qE '"loss": *(null|nan)'; then fail "a non-finite loss"; fi
 
+# batch_order.txt: a comment, then 12 steps of 8 distinct row indices each.
+checks=$((checks + 2))
+[ "$(grep -vc '^#' "$TMP/run/batch_order.txt")" = 12 ] || fail "batch_order.txt: not 12 steps"
+awk '!/^#/ { if (NF != 8) bad = 1; delete seen; for (i = 1; i <= NF; i++) { if ($i in seen) bad = 1; seen[$i] = 1 } }
+     END { exit bad }' "$TMP/run/batch_order.txt" || fail "batch_order.txt: a step without 8 distinct rows"
+
 expect 1 "refuses to overwrite a finished run" -- "$BIN" train "$TMP/tiny.json"
 contains "$TMP/err" "already holds a run"
 
