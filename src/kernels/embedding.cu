@@ -127,7 +127,8 @@ int forward(const char *what, T *out, const int32_t *ids, const int32_t *cu_seql
     if (check_shape(what, S, Tn, C, err) != 0) return -1;
     if (S == 0) return 0;
     const dim3 grid((unsigned)S, (unsigned)((C + kCols - 1) / kCols));
-    CUDA_LAUNCH(grid, dim3(kCols, kRows), 0, stream, embedding_forward_kernel<T>)(out, ids, cu_seqlens, wte, wpe, wtt, C);
+    CUDA_LAUNCH(grid, dim3(kCols, kRows), 0, stream, embedding_forward_kernel<T>)(
+        out, ids, cu_seqlens, wte, wpe, wtt, C);
     CUDA_CHECK(cudaGetLastError(), err);
     return 0;
 }

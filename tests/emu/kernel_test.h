@@ -25,10 +25,13 @@ static inline float uniform(uint64_t *rng, float lo, float hi) {
     return lo + (hi - lo) * (float)((double)(mnrl_splitmix64(rng) >> 11) / 9007199254740992.0);
 }
 
+// Device memory holding a copy of host, or (host NULL) 0xFF bytes, so that elements a
+// kernel must not write can be checked afterwards (all_bytes_ff).
 static inline void *device_copy(const void *host, size_t bytes) {
     void *dev = NULL;
     CHECK(cudaMalloc(&dev, bytes ? bytes : 1) == cudaSuccess);
     if (host && bytes) cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice);
+    else cudaMemset(dev, 0xFF, bytes ? bytes : 1);
     return dev;
 }
 
@@ -62,7 +65,6 @@ static inline float *download_act(const void *dev, size_t n, int bf16) {
     return values;
 }
 
-// cudaMalloc fills memory with 0xFF bytes under the emulation; on a GPU tests set it.
 static inline int all_bytes_ff(const void *p, size_t bytes) {
     const unsigned char *b = p;
     for (size_t i = 0; i < bytes; i++)
