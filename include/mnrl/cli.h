@@ -67,6 +67,20 @@ const char *mnrl_cli_option_value(int argc, char **argv, int *i, const char *nam
 // A whole decimal integer in [min, max]; -1 otherwise.
 int mnrl_cli_parse_long(const char *text, long min, long max, long *out);
 
+// Prints "mnrl_cuda COMMAND: MESSAGE" and the pointer to --help; returns 2 (usage error).
+int mnrl_cli_usage_error(const char *command, const char *message);
+
+// The arguments shared by the commands that run a model folder (eval, encode).
+typedef struct {
+    const char *model_dir;
+    long max_seq_length;  // 0: the folder's own (see folder_encoder_open)
+    long batch_size;
+} MnrlFolderArgs;
+
+// Takes argv[*i] when it is MODEL_DIR, --max-seq-length N or --batch-size N: returns 1
+// when taken, 0 for another option (the command's own), -1 on a usage error (in err).
+int mnrl_cli_folder_arg(int argc, char **argv, int *i, MnrlFolderArgs *args, MnrlError *err);
+
 // The lines of --help that describe the config options.
 extern const char mnrl_cli_config_options_help[];
 

@@ -132,3 +132,31 @@ int mnrl_cli_parse_long(const char *text, long min, long max, long *out) {
     *out = value;
     return 0;
 }
+
+int mnrl_cli_usage_error(const char *command, const char *message) {
+    fprintf(stderr, "mnrl_cuda %s: %s\nRun 'mnrl_cuda %s --help' for usage.\n", command, message,
+            command);
+    return 2;
+}
+
+int mnrl_cli_folder_arg(int argc, char **argv, int *i, MnrlFolderArgs *args, MnrlError *err) {
+    int missing = 0;
+    const char *v;
+    if ((v = mnrl_cli_option_value(argc, argv, i, "--max-seq-length", &missing))) {
+        if (mnrl_cli_parse_long(v, 2, 8192, &args->max_seq_length) != 0)
+            return mnrl_fail(err, "--max-seq-length must be an integer in [2, 8192], got '%s'", v);
+        return 1;
+    }
+    if (!missing && (v = mnrl_cli_option_value(argc, argv, i, "--batch-size", &missing))) {
+        if (mnrl_cli_parse_long(v, 1, 65536, &args->batch_size) != 0)
+            return mnrl_fail(err, "--batch-size must be an integer in [1, 65536], got '%s'", v);
+        return 1;
+    }
+    if (missing) return mnrl_fail(err, "a value is missing after %s", argv[*i]);
+    if (argv[*i][0] == '-' && argv[*i][1] != '\0') return 0;
+    if (args->model_dir) {
+        return mnrl_fail(err, "give exactly one MODEL_DIR; unexpected '%s'", argv[*i]);
+    }
+    args->model_dir = argv[*i];
+    return 1;
+}

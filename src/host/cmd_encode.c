@@ -25,11 +25,6 @@ static const char encode_usage[] =
     "                       sentence_bert_config.json, else the tokenizer's limit)\n"
     "  --batch-size N       sentences per forward pass (default 128)\n";
 
-static int usage_error(const char *what, const char *arg) {
-    fprintf(stderr, "mnrl_cuda encode: %s%s\nRun 'mnrl_cuda encode --help' for usage.\n", what, arg);
-    return 2;
-}
-
 // Every line of path, kept in one growing buffer: texts[i] points into *storage.
 typedef struct {
     char *storage;
@@ -78,10 +73,11 @@ static int encode_lines(FolderEncoder *fe, const Lines *lines, const char *outpu
 }
 
 int mnrl_cmd_encode(int argc, char **argv) {
-    const char *model_dir = NULL, *input = "-", *output = NULL;
-    long max_seq_length = 0, batch_size = 128;
+    const char *input = "-", *output = NULL;
+    MnrlFolderArgs args = {.batch_size = 128};
+    MnrlError err;
     for (int i = 1; i < argc; i++) {
-        int missing = 0;
+        int missing = 0, taken;
         const char *v;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(encode_usage, stdout);
@@ -90,29 +86,20 @@ int mnrl_cmd_encode(int argc, char **argv) {
             input = v;
         } else if ((v = mnrl_cli_option_value(argc, argv, &i, "--output", &missing))) {
             output = v;
-        } else if ((v = mnrl_cli_option_value(argc, argv, &i, "--max-seq-length", &missing))) {
-            if (mnrl_cli_parse_long(v, 2, 8192, &max_seq_length) != 0)
-                return usage_error("--max-seq-length must be an integer in [2, 8192], got ", v);
-        } else if ((v = mnrl_cli_option_value(argc, argv, &i, "--batch-size", &missing))) {
-            if (mnrl_cli_parse_long(v, 1, 65536, &batch_size) != 0)
-                return usage_error("--batch-size must be an integer in [1, 65536], got ", v);
         } else if (missing) {
-            return usage_error("a value is missing after ", argv[i]);
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            return usage_error("unknown option ", argv[i]);
-        } else if (model_dir) {
-            return usage_error("give exactly one MODEL_DIR; unexpected ", argv[i]);
-        } else {
-            model_dir = argv[i];
+            mnrl_fail(&err, "a value is missing after %s", argv[i]);
+            return mnrl_cli_usage_error("encode", err.msg);
+        } else if ((taken = mnrl_cli_folder_arg(argc, argv, &i, &args, &err)) != 1) {
+            if (taken == 0) mnrl_fail(&err, "unknown option '%s'", argv[i]);
+            return mnrl_cli_usage_error("encode", err.msg);
         }
     }
-    if (!model_dir) return usage_error("missing MODEL_DIR", "");
-    if (!output) return usage_error("missing --output FILE.npy", "");
-    MnrlError err;
+    if (!args.model_dir) return mnrl_cli_usage_error("encode", "missing MODEL_DIR");
+    if (!output) return mnrl_cli_usage_error("encode", "missing --output FILE.npy");
     Lines lines = {0};
     FolderEncoder fe;
     int rc = read_lines(input, &lines, &err);
-    if (rc == 0) rc = folder_encoder_open(&fe, model_dir, (int)max_seq_length, (int)batch_size, &err);
+    if (rc == 0) rc = folder_encoder_open(&fe, args.model_dir, (int)args.max_seq_length, (int)args.batch_size, &err);
     if (rc == 0) {
         rc = encode_lines(&fe, &lines, output, &err);
         folder_encoder_close(&fe);

@@ -30,11 +30,6 @@ static const char eval_usage[] =
     "                       sentence_bert_config.json, else the tokenizer's limit)\n"
     "  --batch-size N       sentences per forward pass (default 128)\n";
 
-static int usage_error(const char *what, const char *arg) {
-    fprintf(stderr, "mnrl_cuda eval: %s%s\nRun 'mnrl_cuda eval --help' for usage.\n", what, arg);
-    return 2;
-}
-
 static int evaluate_split(FolderEncoder *fe, const char *sts_file, const char *split, MnrlError *err) {
     StsSet set;
     if (sts_load(sts_file, split, &set, err) != 0) return -1;
@@ -52,12 +47,13 @@ static int evaluate_split(FolderEncoder *fe, const char *sts_file, const char *s
 }
 
 int mnrl_cmd_eval(int argc, char **argv) {
-    const char *model_dir = NULL, *sts_file = "data/stsbenchmark.tsv.gz";
+    const char *sts_file = "data/stsbenchmark.tsv.gz";
     const char *splits[MAX_SPLITS];
     int n_splits = 0;
-    long max_seq_length = 0, batch_size = 128;
+    MnrlFolderArgs args = {.batch_size = 128};
+    MnrlError err;
     for (int i = 1; i < argc; i++) {
-        int missing = 0;
+        int missing = 0, taken;
         const char *v;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(eval_usage, stdout);
@@ -65,32 +61,23 @@ int mnrl_cmd_eval(int argc, char **argv) {
         } else if ((v = mnrl_cli_option_value(argc, argv, &i, "--sts-file", &missing))) {
             sts_file = v;
         } else if ((v = mnrl_cli_option_value(argc, argv, &i, "--split", &missing))) {
-            if (n_splits == MAX_SPLITS) return usage_error("too many --split options", "");
+            if (n_splits == MAX_SPLITS) return mnrl_cli_usage_error("eval", "too many --split options");
             splits[n_splits++] = v;
-        } else if ((v = mnrl_cli_option_value(argc, argv, &i, "--max-seq-length", &missing))) {
-            if (mnrl_cli_parse_long(v, 2, 8192, &max_seq_length) != 0)
-                return usage_error("--max-seq-length must be an integer in [2, 8192], got ", v);
-        } else if ((v = mnrl_cli_option_value(argc, argv, &i, "--batch-size", &missing))) {
-            if (mnrl_cli_parse_long(v, 1, 65536, &batch_size) != 0)
-                return usage_error("--batch-size must be an integer in [1, 65536], got ", v);
         } else if (missing) {
-            return usage_error("a value is missing after ", argv[i]);
-        } else if (argv[i][0] == '-') {
-            return usage_error("unknown option ", argv[i]);
-        } else if (model_dir) {
-            return usage_error("give exactly one MODEL_DIR; unexpected ", argv[i]);
-        } else {
-            model_dir = argv[i];
+            mnrl_fail(&err, "a value is missing after %s", argv[i]);
+            return mnrl_cli_usage_error("eval", err.msg);
+        } else if ((taken = mnrl_cli_folder_arg(argc, argv, &i, &args, &err)) != 1) {
+            if (taken == 0) mnrl_fail(&err, "unknown option '%s'", argv[i]);
+            return mnrl_cli_usage_error("eval", err.msg);
         }
     }
-    if (!model_dir) return usage_error("missing MODEL_DIR", "");
+    if (!args.model_dir) return mnrl_cli_usage_error("eval", "missing MODEL_DIR");
     if (n_splits == 0) {
         splits[n_splits++] = "dev";
         splits[n_splits++] = "test";
     }
-    MnrlError err;
     FolderEncoder fe;
-    if (folder_encoder_open(&fe, model_dir, (int)max_seq_length, (int)batch_size, &err) != 0) {
+    if (folder_encoder_open(&fe, args.model_dir, (int)args.max_seq_length, (int)args.batch_size, &err) != 0) {
         fprintf(stderr, "mnrl_cuda eval: %s\n", err.msg);
         return 1;
     }
