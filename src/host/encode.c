@@ -5,6 +5,13 @@
 #include <string.h>
 
 int encoder_init(Encoder *e, Model *model, const Tokenizer *tok, int max_texts, MnrlError *err) {
+    // Checked here, before any step: an id past the embedding table would otherwise stop the
+    // run in its first forward, after the output folder was started.
+    if (tokenizer_vocab_size(tok) > model->table.config.vocab_size) {
+        return mnrl_fail(err, "vocab.txt has %d tokens but config.json has vocab_size %d, so the "
+                              "tokenizer does not belong to this model; use the model's own vocab.txt",
+                         tokenizer_vocab_size(tok), model->table.config.vocab_size);
+    }
     e->model = model;
     e->tok = tok;
     int max_seqs = max_texts < model->limits.max_seqs ? max_texts : model->limits.max_seqs;
@@ -55,6 +62,7 @@ int folder_encoder_open(FolderEncoder *fe, const char *model_dir, int max_seq_le
                           .max_seqlen = max_seq_length, .max_anchors = 1, .max_candidates = 1};
     if (model_create(&fe->model, model_dir, ops_cpu(), &limits, err) != 0) goto fail;
     if (encoder_init(&fe->encoder, &fe->model, fe->tok, batch_size, err) != 0) {
+        mnrl_fail_context(err, "%s", model_dir);
         model_free(&fe->model);
         goto fail;
     }

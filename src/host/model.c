@@ -81,7 +81,7 @@ static int check_limits(const Model *m, const ModelLimits *lim, MnrlError *err) 
                          lim->max_tokens, lim->max_anchors, lim->max_candidates);
     if (lim->max_seqlen > cfg->max_position_embeddings)
         return mnrl_fail(err, "model.c: max_seq_length %d exceeds the model's max_position_embeddings %d; "
-                              "lower data.max_seq_length", lim->max_seqlen, cfg->max_position_embeddings);
+                              "lower model.max_seq_length", lim->max_seqlen, cfg->max_position_embeddings);
     if (cfg->hidden_size % cfg->num_attention_heads != 0)
         return mnrl_fail(err, "model.c: hidden_size %d is not a multiple of num_attention_heads %d",
                          cfg->hidden_size, cfg->num_attention_heads);

@@ -125,7 +125,9 @@ static int open_model(Trainer *tr, MnrlError *err) {
     }
     if (mnrl_loss_init(&tr->loss, tr->ops, (float)cfg->loss.scale, err) != 0) return -1;
     tr->opened_loss = 1;
-    if (encoder_init(&tr->encoder, &tr->model, tr->tok, cfg->eval.batch_size, err) != 0) return -1;
+    if (encoder_init(&tr->encoder, &tr->model, tr->tok, cfg->eval.batch_size, err) != 0) {
+        return mnrl_fail_context(err, "%s", cfg->model.path);
+    }
     tr->opened_encoder = 1;
     tr->adam = (AdamWOptions){.beta1 = (float)cfg->train.adam_beta1, .beta2 = (float)cfg->train.adam_beta2,
                               .eps = (float)cfg->train.adam_eps,
