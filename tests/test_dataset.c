@@ -300,10 +300,12 @@ static void check_tsv(void) {
               "malformed rows");
     test_write_file("ds_header_only.tsv", "anchor\tpositive\n");
     opt.path = "ds_header_only.tsv";
-    CHECK_STR(try_load(&opt, &ds), "ds_header_only.tsv: no rows (the file has no data lines)");
+    CHECK_STR(try_load(&opt, &ds), "ds_header_only.tsv: no rows (the file has no data lines); add "
+              "rows below the header line");
     test_write_file("ds_empty.tsv", "");
     opt.path = "ds_empty.tsv";
-    CHECK_STR(try_load(&opt, &ds), "ds_empty.tsv: empty file (no header line)");
+    CHECK_STR(try_load(&opt, &ds), "ds_empty.tsv: empty file (no header line); check data.train, "
+              "or give a file whose first line names its columns");
     opt.path = "ds_missing.tsv";
     CHECK_CONTAINS(try_load(&opt, &ds), "ds_missing.tsv: cannot open");
     opt.path = "ds_data.txt";

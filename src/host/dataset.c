@@ -142,7 +142,10 @@ static int add_row(Loader *ld, const char *const *text, const size_t *len, MnrlE
 static int read_header(TableReader *t, char ***names, size_t *n, MnrlError *err) {
     int got = table_reader_next(t, err);
     if (got < 0) return -1;
-    if (got == TABLE_EOF) return mnrl_fail(err, "%s: empty file (no header line)", t->lines.path);
+    if (got == TABLE_EOF) {
+        return mnrl_fail(err, "%s: empty file (no header line); check data.train, or give a file "
+                              "whose first line names its columns", t->lines.path);
+    }
     if (got == TABLE_MALFORMED) return mnrl_fail_context(err, "in the header");
     *n = t->n_fields;
     *names = mnrl_malloc(*n * sizeof **names);
@@ -854,7 +857,8 @@ int dataset_load(const DataOptions *opt, Dataset *ds, MnrlError *err) {
     if (rc == 0 && ds->n_rows == 0) {
         rc = ds->skipped_total
                  ? mnrl_fail(err, "%s: no rows left: %s", opt->path, ds->skip_summary)
-                 : mnrl_fail(err, "%s: no rows (the file has no data lines)", opt->path);
+                 : mnrl_fail(err, "%s: no rows (the file has no data lines); add rows below the "
+                                  "header line", opt->path);
     }
     if (rc < 0) dataset_free(ds);
     return rc;
