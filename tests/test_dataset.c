@@ -492,6 +492,10 @@ static void check_sts_files(void) {
     test_write_file("ds_sts_nan.tsv", "score\tsentence1\tsentence2\nnan\ta\tb\n");
     CHECK(sts_load("ds_sts_nan.tsv", NULL, &sts, &err) < 0);
     CHECK_STR(err.msg, "ds_sts_nan.tsv:2: score \"nan\" is not a number");
+    // Found by tests/fuzz/fuzz_sts: finite as a double, infinite as the float it is kept in.
+    test_write_file("ds_sts_huge.tsv", "score\tsentence1\tsentence2\n1e300\ta\tb\n");
+    CHECK(sts_load("ds_sts_huge.tsv", NULL, &sts, &err) < 0);
+    CHECK_STR(err.msg, "ds_sts_huge.tsv:2: score \"1e300\" is not a number");
     CHECK(sts_load(STSB, "validation", &sts, &err) < 0);
     CHECK_CONTAINS(err.msg, "no sentence pairs with split \"validation\"");
     CHECK(sts_load(SNLI, "dev", &sts, &err) < 0);

@@ -2,6 +2,7 @@
 // generic TSV/CSV/JSONL rows, and STS files.
 #include "mnrl/dataset.h"
 
+#include <float.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -888,7 +889,8 @@ static int parse_score(const char *s, float *out) {
     char *end;
     if (*s == '\0' || *s == ' ' || *s == '\t') return -1;
     double v = strtod(s, &end);
-    if (*end != '\0' || !isfinite(v)) return -1;
+    // Scores are kept as float: a finite double beyond FLT_MAX would become infinity.
+    if (*end != '\0' || !isfinite(v) || fabs(v) > FLT_MAX) return -1;
     *out = (float)v;
     return 0;
 }
