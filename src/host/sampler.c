@@ -75,8 +75,8 @@ int sampler_init(Sampler *s, const uint32_t *text_ids, size_t n_rows, size_t n_c
     uint32_t shared = n_rows >= 2 && batch_size >= 2 ? text_in_every_row(s) : NO_ROW;
     if (shared != NO_ROW)
         return mnrl_fail(err, "sampler: all %zu rows contain the same text (id %u), so no batch "
-                         "of 2 or more rows without a duplicate text exists; use data with "
-                         "distinct texts or batch size 1", n_rows, shared);
+                         "of 2 or more rows without a duplicate text exists; use data whose rows "
+                         "do not all share one text", n_rows, shared);
     s->expected_batches = drop_last ? n_rows / batch_size : (n_rows + batch_size - 1) / batch_size;
     s->order = mnrl_malloc(n_rows * sizeof *s->order);
     s->deferred_next = mnrl_malloc(n_rows * sizeof *s->deferred_next);
