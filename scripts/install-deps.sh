@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config git ca-certificates curl unzip
           libjansson-dev zlib1g-dev libutf8proc-dev libopenblas-openmp-dev
-          libopenmpi-dev openmpi-bin)
+          libopenmpi-dev openmpi-bin
+          clang libclang-rt-14-dev)  # libFuzzer for scripts/fuzz.sh
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
