@@ -128,6 +128,46 @@ size_t mnrl_cuda_clip_grad_norm_workspace_bytes(void);
 int mnrl_cuda_clip_grad_norm(float *grads, size_t n, float max_norm, void *workspace, float *norm,
                              cudaStream_t stream, MnrlError *err);
 
+// ---- attention.cu: self-attention over packed sentences, forward and backward --------------
+// As ops.h's attention_forward/backward (qkv [T, 3C], out [T, C], head h at columns
+// h·HS .. of each block, HS = C/NH in {16, 32, 64, 128}; dropout element
+// e = (t·NH + h)·max_seqlen + j of (seed, rng_stream); keep_prob in (0, 1]), fp32 or bf16
+// activations, fp32 softmax. The saved state differs from the CPU's: `saved` is the row
+// log-sum-exp, fp32 [T, NH] (mnrl_cuda_attention_saved_bytes), and backward recomputes
+// the probabilities. Every sentence must be at most max_seqlen tokens long.
+size_t mnrl_cuda_attention_saved_bytes(int T, int NH);
+int mnrl_cuda_attention_forward_f32(float *out, float *saved, const float *qkv, const int32_t *cu_seqlens,
+                                    int S, int T, int max_seqlen, int C, int NH, float keep_prob,
+                                    uint64_t seed, uint64_t rng_stream, cudaStream_t stream, MnrlError *err);
+int mnrl_cuda_attention_forward_bf16(mnrl_bf16 *out, float *saved, const mnrl_bf16 *qkv,
+                                     const int32_t *cu_seqlens, int S, int T, int max_seqlen, int C, int NH,
+                                     float keep_prob, uint64_t seed, uint64_t rng_stream, cudaStream_t stream,
+                                     MnrlError *err);
+// dqkv [T, 3C] written (rows of the S sentences); dout, qkv, out, saved as forward left
+// them; workspace: mnrl_cuda_attention_backward_workspace_bytes(T, NH) bytes (D = dO·O).
+size_t mnrl_cuda_attention_backward_workspace_bytes(int T, int NH);
+int mnrl_cuda_attention_backward_f32(float *dqkv, const float *dout, const float *qkv, const float *out,
+                                     const float *saved, const int32_t *cu_seqlens, int S, int T, int max_seqlen,
+                                     int C, int NH, float keep_prob, uint64_t seed, uint64_t rng_stream,
+                                     void *workspace, cudaStream_t stream, MnrlError *err);
+int mnrl_cuda_attention_backward_bf16(mnrl_bf16 *dqkv, const mnrl_bf16 *dout, const mnrl_bf16 *qkv,
+                                      const mnrl_bf16 *out, const float *saved, const int32_t *cu_seqlens, int S,
+                                      int T, int max_seqlen, int C, int NH, float keep_prob, uint64_t seed,
+                                      uint64_t rng_stream, void *workspace, cudaStream_t stream, MnrlError *err);
+
+// ---- mnrl_loss.cu: the fused MNRL score + cross-entropy, tiled -----------------------------
+// As ops.h's mnrl_loss: A fp32 [b, H], Cd fp32 [N, H]; *loss (device fp32 scalar) =
+// Σ_i CE(scale·cos(A_i, Cd), label_offset + i) / global_batch; dA [b, H] and dCd [N, H]
+// written (both NULL: loss only). The b × N scores are never stored: 64 × 64 tiles with an
+// online log-sum-exp, recomputed in backward; fixed-order (deterministic) reductions.
+// workspace: mnrl_cuda_mnrl_loss_workspace_bytes(b or more, N or more, H) bytes, which is
+// O((b + N)·H): about 4·(b + N + max(b, N) + 16,448)·H + 36·b + 8·N bytes (0.73 GB for
+// b = 65,536, N = 196,608, H = 384, where the score matrix alone would take 51 GB).
+size_t mnrl_cuda_mnrl_loss_workspace_bytes(int max_anchors, int max_candidates, int H);
+int mnrl_cuda_mnrl_loss(float *loss, float *dA, float *dCd, const float *A, const float *Cd, int b, int N, int H,
+                        float scale, int label_offset, int global_batch, void *workspace, cudaStream_t stream,
+                        MnrlError *err);
+
 #ifdef __cplusplus
 }
 #endif
