@@ -6,6 +6,7 @@
 
 #include "mnrl/cli.h"
 #include "mnrl/config.h"
+#include "mnrl/dist.h"
 #include "mnrl/train.h"
 
 static void print_train_help(void) {
@@ -42,11 +43,18 @@ int mnrl_cmd_train(int argc, char **argv) {
     if (exit_code != MNRL_CLI_CONTINUE) return exit_code;
     char *command_line = join_command_line(argc, argv);
     MnrlError err;
+    MnrlDist dist;
     exit_code = 0;
-    if (train_run(&cfg, command_line, &err) != 0) {
-        fprintf(stderr, "mnrl_cuda train: %s\n", err.msg);
+    // The CPU backend's collectives work on host memory (dist.h); under mpirun every rank
+    // runs this, and a failure on one rank ends them all after its message.
+    if (dist_init(&dist, &cfg.dist, cfg.output.dir, MNRL_DIST_HOST_MEMORY, &err) != 0 ||
+        train_run(&cfg, &dist, command_line, &err) != 0) {
+        if (dist.world > 1) fprintf(stderr, "mnrl_cuda train: rank %d of %d: %s\n", dist.rank, dist.world, err.msg);
+        else fprintf(stderr, "mnrl_cuda train: %s\n", err.msg);
         exit_code = 1;
+        dist_abort(&dist, exit_code);
     }
+    dist_close(&dist);
     free(command_line);
     config_free(&cfg);
     return exit_code;

@@ -1,8 +1,19 @@
 // train.c — the training loop (see include/mnrl/train.h). Everything the loop touches is
 // created in trainer_open; a step only packs, computes and logs (no allocation).
+//
+// Data-parallel (DESIGN §1 "Across ranks"; the functions under "ranks" below): every rank
+// runs this same program on the same data. The sampler builds each global batch of
+// train.batch_size rows identically on every rank; rank r trains rows [r·b, (r+1)·b), b =
+// batch / world; the loss (loss.c) gathers the candidates of all ranks and returns the
+// global loss; the parameter gradients are all-reduced (summed), so clip and AdamW take
+// the same step on every rank. Rank 0 alone prints, evaluates, writes output.dir and
+// exports. A final short global batch of n rows is split evenly, n / world rows per rank;
+// the n mod world rows left over are not trained on (a batch of fewer rows than ranks is
+// skipped), so that every rank holds the same number of rows in every collective.
 #include "mnrl/train.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +21,7 @@
 #include "mnrl/batch.h"
 #include "mnrl/cli.h"
 #include "mnrl/data_cache.h"
+#include "mnrl/dist.h"
 #include "mnrl/encode.h"
 #include "mnrl/eval.h"
 #include "mnrl/export.h"
@@ -25,6 +37,11 @@
 
 typedef struct {
     const MnrlConfig *cfg;
+    MnrlDist *dist;          // the ranks (world 1: one process)
+    int lead;                // rank 0: prints, evaluates, writes output.dir
+    size_t per_rank;         // rows of a full global batch on each rank
+    uint64_t rows_left_over; // rows of short final batches that did not split evenly
+    float *step_counts;      // backend [2]: tokens and texts of a step, summed over ranks
     const MnrlOps *ops;
     Tokenizer *tok;
     DataCache cache;
@@ -50,7 +67,7 @@ typedef struct {
 
 // The ops backend for model.backend. Only the CPU backend exists in this version; a GPU,
 // when present, is named so that nobody mistakes a CPU run for a GPU one.
-static int select_backend(const MnrlConfig *cfg, const MnrlOps **ops, MnrlError *err) {
+static int select_backend(const MnrlConfig *cfg, int lead, const MnrlOps **ops, MnrlError *err) {
     int gpus = 0;
 #ifdef MNRL_HAVE_CUDA
     char description[512];
@@ -60,7 +77,7 @@ static int select_backend(const MnrlConfig *cfg, const MnrlOps **ops, MnrlError 
         return mnrl_fail(err, "model.backend: \"cuda\" is not available in this version (the CUDA "
                               "backend is in progress); use \"cpu\" or \"auto\"");
     }
-    if (cfg->model.backend == MNRL_BACKEND_AUTO) {
+    if (cfg->model.backend == MNRL_BACKEND_AUTO && lead) {
         fprintf(stderr, gpus > 0 ? "warning: a GPU is present, but this version trains on the CPU "
                                    "only (the CUDA backend is in progress)\n"
                                  : "backend: no GPU, training on the CPU\n");
@@ -93,12 +110,12 @@ static int open_data(Trainer *tr, MnrlError *err) {
     if (tokenizer_load(cfg->model.path, &tr->tok, err) != 0) return -1;
     DataOptions opt;
     mnrl_cli_data_options(cfg, &opt);
-    if (data_cache_open(&opt, cfg->data.cache_dir, tr->tok, cfg->model.max_seq_length, stderr,
-                        &tr->cache, err) != 0) {
+    if (data_cache_open(&opt, cfg->data.cache_dir, tr->tok, cfg->model.max_seq_length,
+                        tr->lead ? stderr : NULL, &tr->cache, err) != 0) {
         return -1;
     }
     tr->opened_cache = 1;
-    if (tr->cache.skip_summary[0]) fprintf(stderr, "data: %s\n", tr->cache.skip_summary);
+    if (tr->cache.skip_summary[0] && tr->lead) fprintf(stderr, "data: %s\n", tr->cache.skip_summary);
     if (sampler_init(&tr->sampler, tr->cache.text_id, tr->cache.n_rows, tr->cache.n_cols,
                      tr->cache.n_texts, (size_t)cfg->train.batch_size, 0,
                      (uint64_t)cfg->train.seed, err) != 0) {
@@ -111,12 +128,14 @@ static int open_data(Trainer *tr, MnrlError *err) {
 
 static int open_model(Trainer *tr, MnrlError *err) {
     const MnrlConfig *cfg = tr->cfg;
-    size_t rows = (size_t)cfg->train.batch_size, cols = tr->cache.n_cols;
+    size_t rows = tr->per_rank, cols = tr->cache.n_cols;
     if (batch_init_for_rows(&tr->batch, rows, cols, cfg->model.max_seq_length, err) != 0) return -1;
     tr->opened_batch = 1;
+    // The loss scores this rank's rows against the candidates of the whole global batch.
+    int max_candidates = (int)((size_t)cfg->train.batch_size * (cols - 1));
     ModelLimits limits = {.max_tokens = tr->batch.max_tokens, .max_seqs = tr->batch.max_seqs,
                           .max_seqlen = cfg->model.max_seq_length, .max_anchors = (int)rows,
-                          .max_candidates = (int)(rows * (cols - 1))};
+                          .max_candidates = max_candidates};
     if (model_create(&tr->model, cfg->model.path, tr->ops, &limits, err) != 0) return -1;
     tr->opened_model = 1;
     if (cfg->train.dropout != MNRL_DROPOUT_FROM_MODEL &&
@@ -125,6 +144,7 @@ static int open_model(Trainer *tr, MnrlError *err) {
     }
     if (mnrl_loss_init(&tr->loss, tr->ops, (float)cfg->loss.scale, err) != 0) return -1;
     tr->opened_loss = 1;
+    if (mnrl_loss_set_dist(&tr->loss, tr->dist, max_candidates, tr->model.C, err) != 0) return -1;
     if (encoder_init(&tr->encoder, &tr->model, tr->tok, cfg->eval.batch_size, err) != 0) {
         return mnrl_fail_context(err, "%s", cfg->model.path);
     }
@@ -138,7 +158,7 @@ static int open_model(Trainer *tr, MnrlError *err) {
 
 static int open_sts(Trainer *tr, MnrlError *err) {
     const MnrlConfig *cfg = tr->cfg;
-    tr->have_sts = cfg->eval.sts_file[0] != '\0';
+    tr->have_sts = tr->lead && cfg->eval.sts_file[0] != '\0';
     if (!tr->have_sts) return 0;
     if (sts_load(cfg->eval.sts_file, cfg->eval.dev_split, &tr->sts_dev, err) != 0) return -1;
     if (sts_load(cfg->eval.sts_file, cfg->eval.test_split, &tr->sts_test, err) != 0) {
@@ -184,6 +204,97 @@ static void record_batch(Trainer *tr, size_t n) {
     fputc('\n', tr->batch_order);
 }
 
+// ---- ranks ----------------------------------------------------------------------------------
+
+// The per-rank batch, the core share of each rank, and the test-only toggle's warning.
+static int open_ranks(Trainer *tr, MnrlError *err) {
+    const MnrlDist *d = tr->dist;
+    tr->lead = d->rank == 0;
+    if (sampler_per_rank_batch((size_t)tr->cfg->train.batch_size, d->world, &tr->per_rank, err) != 0) {
+        return mnrl_fail_context(err, "train.batch_size is the global batch: with %d ranks it must be "
+                                 "a multiple of %d", d->world, d->world);
+    }
+    if (tr->lead && getenv("MNRL_TEST_WRONG_GATHER_ORDER")) {
+        fprintf(stderr, "warning: MNRL_TEST_WRONG_GATHER_ORDER is set: a test-only switch that makes "
+                        "multi-rank training WRONG (loss.h); unset it\n");
+    }
+    // Ranks of one node share its cores; without this each would start one OpenMP thread per
+    // core, and spinning threads of several ranks slow every rank down many times.
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (!local) local = getenv("MPI_LOCALNRANKS");
+    int on_node = local ? atoi(local) : 1;
+    if (d->world > 1 && on_node > 1 && !getenv("OMP_NUM_THREADS")) {
+        int threads = omp_get_num_procs() / on_node;
+        omp_set_num_threads(threads > 0 ? threads : 1);
+    }
+    if (d->world == 1) return 0;
+    return tr->ops->alloc((void **)&tr->step_counts, 2 * sizeof(float), err);
+}
+
+// Rank 0 opens (and, when stale, builds) the data cache first; the others wait for it and
+// then read it, so that no two ranks write one cache file.
+static int open_data_in_turn(Trainer *tr, MnrlError *err) {
+    MnrlDist *d = tr->dist;
+    if (!tr->lead && d->ops->barrier(d, err) != 0) return -1;
+    if (open_data(tr, err) != 0) return -1;
+    return tr->lead ? d->ops->barrier(d, err) : 0;
+}
+
+// Every rank must train on the same rows for the same number of steps, or one would wait
+// forever in a collective the others never reach: rank 0's counts against this rank's.
+static int check_same_plan(Trainer *tr, MnrlError *err) {
+    MnrlDist *d = tr->dist;
+    int64_t mine[3] = {(int64_t)tr->cache.n_rows, (int64_t)tr->cache.n_cols, tr->total_steps};
+    int64_t lead[3];
+    memcpy(lead, mine, sizeof lead);
+    if (d->ops->broadcast(d, lead, sizeof lead, 0, err) != 0) return -1;
+    if (memcmp(lead, mine, sizeof lead) != 0) {
+        return mnrl_fail(err, "rank %d: %s gives %lld rows x %lld columns and %lld steps here, but "
+                         "%lld x %lld and %lld steps on rank 0; every rank must read the same data "
+                         "file and config", d->rank, tr->cfg->data.train, (long long)mine[0],
+                         (long long)mine[1], (long long)mine[2], (long long)lead[0], (long long)lead[1],
+                         (long long)lead[2]);
+    }
+    return 0;
+}
+
+// This rank's part of a global batch of n rows: *b rows from *slice (0: the step is
+// skipped on every rank alike). A full batch gives per_rank rows to each rank; a short one
+// is split evenly (see the top).
+static size_t rank_rows(Trainer *tr, size_t n, const uint32_t **slice) {
+    int world = tr->dist->world;
+    size_t b = n == (size_t)tr->cfg->train.batch_size ? tr->per_rank : n / (size_t)world;
+    tr->rows_left_over += n - b * (size_t)world;
+    return sampler_rank_slice(tr->rows, b * (size_t)world, b, tr->dist->rank, slice);
+}
+
+// Whether any rank has run out of batches: every rank stops together.
+static int ranks_stop(Trainer *tr, size_t n, int *stop, MnrlError *err) {
+    return tr->dist->ops->any(tr->dist, n == 0, stop, err);
+}
+
+// Sums the parameter gradients over the ranks (the loss was divided by the global batch).
+static int sum_gradients(Trainer *tr, MnrlError *err) {
+    MnrlDist *d = tr->dist;
+    if (d->world == 1) return 0;
+    return d->ops->all_reduce(d, tr->model.grads, tr->model.table.n_floats, err);
+}
+
+// The step's tokens and texts over all ranks, for tok/s and seq/s.
+static int step_totals(Trainer *tr, double *tokens, double *texts, MnrlError *err) {
+    *tokens = tr->batch.T, *texts = tr->batch.S;
+    MnrlDist *d = tr->dist;
+    if (d->world == 1) return 0;
+    float counts[2] = {(float)tr->batch.T, (float)tr->batch.S};
+    tr->ops->upload(tr->step_counts, counts, sizeof counts);
+    if (d->ops->all_reduce(d, tr->step_counts, 2, err) != 0) return -1;
+    tr->ops->download(counts, tr->step_counts, sizeof counts);
+    *tokens = counts[0], *texts = counts[1];
+    return 0;
+}
+
+// ---- opening and closing ----------------------------------------------------------------------
+
 static void trainer_close(Trainer *tr) {
     if (tr->batch_order) fclose(tr->batch_order);
     if (tr->opened_log) {
@@ -204,18 +315,23 @@ static void trainer_close(Trainer *tr) {
     if (tr->opened_sampler) sampler_free(&tr->sampler);
     if (tr->opened_cache) data_cache_close(&tr->cache);
     if (tr->tok) tokenizer_free(tr->tok);
+    if (tr->step_counts) tr->ops->release(tr->step_counts);
 }
 
-static int trainer_open(Trainer *tr, const MnrlConfig *cfg, MnrlError *err) {
+static int trainer_open(Trainer *tr, const MnrlConfig *cfg, MnrlDist *dist, MnrlError *err) {
     memset(tr, 0, sizeof *tr);
     tr->cfg = cfg;
+    tr->dist = dist;
     tr->scores = (ExportScores){NAN, NAN, NAN, NAN};
     // The output folder is touched last, so that a run failing on its inputs leaves nothing.
-    if (select_backend(cfg, &tr->ops, err) != 0 || open_data(tr, err) != 0 ||
-        open_model(tr, err) != 0 || open_sts(tr, err) != 0 || prepare_output(cfg, err) != 0) {
+    if (select_backend(cfg, dist->rank == 0, &tr->ops, err) != 0 || open_ranks(tr, err) != 0 ||
+        open_data_in_turn(tr, err) != 0 || open_model(tr, err) != 0 || open_sts(tr, err) != 0 ||
+        (tr->lead && prepare_output(cfg, err) != 0)) {
         return -1;
     }
     plan_schedule(tr);
+    if (check_same_plan(tr, err) != 0) return -1;
+    if (!tr->lead) return 0;
     if (steplog_open(&tr->log, stdout, cfg->output.dir, tr->total_steps, 0, cfg->train.log_every, err) != 0) {
         return -1;
     }
@@ -227,6 +343,11 @@ static int trainer_open(Trainer *tr, const MnrlConfig *cfg, MnrlError *err) {
            "backend %s\n",
            cfg->model.path, model_num_params(&tr->model), rows, cfg->data.train, cfg->train.batch_size,
            (long long)tr->total_steps, (long long)tr->warmup_steps, tr->ops->name);
+    if (dist->world > 1) {
+        printf("data-parallel: %d ranks (%s) x %zu rows; every anchor is scored against all %d x %zu "
+               "candidates of the global batch\n", dist->world, dist->ops->name, tr->per_rank,
+               cfg->train.batch_size, tr->cache.n_cols - 1);
+    }
     return 0;
 }
 
@@ -238,35 +359,43 @@ static int evaluate(Trainer *tr, StsEvaluator *ev, const char *split, double *sp
     return steplog_eval(&tr->log, tr->step, split, scores.spearman, scores.pearson, err);
 }
 
-// One optimizer step on the rows of a global batch. Returns the loss; *norm the pre-clip
-// gradient norm. A non-finite loss or norm skips the update (the weights stay as they
-// were) and counts as a bad step.
-static int train_step(Trainer *tr, size_t n_rows, double *loss_out, double *norm_out, MnrlError *err) {
+// One optimizer step on this rank's rows of a global batch. Returns the global batch's
+// loss; *norm the pre-clip gradient norm. A non-finite loss or norm skips the update (the
+// weights stay as they were) and counts as a bad step; the loss and the norm are the same
+// on every rank, so every rank decides alike.
+static int train_step(Trainer *tr, const uint32_t *rows, size_t n_rows, double *loss_out, double *norm_out,
+                      MnrlError *err) {
     Model *m = &tr->model;
-    if (batch_pack_rows(&tr->batch, &tr->cache, tr->rows, n_rows, err) != 0) return -1;
+    if (batch_pack_rows(&tr->batch, &tr->cache, rows, n_rows, err) != 0) return -1;
     model_zero_grad(m);
-    if (model_forward(m, &tr->batch, 1, (uint64_t)tr->cfg->train.seed, (uint64_t)tr->step, 0, err) != 0) {
+    if (model_forward(m, &tr->batch, 1, (uint64_t)tr->cfg->train.seed, (uint64_t)tr->step,
+                      (uint32_t)tr->dist->rank, err) != 0) {
         return -1;
     }
-    float loss = mnrl_loss_step(&tr->loss, m->pooled, m->dpooled, (int)n_rows, tr->batch.cols, m->C,
-                                m->workspace);
+    float loss;
+    if (mnrl_loss_step_ranks(&tr->loss, m->pooled, m->dpooled, (int)n_rows, tr->batch.cols, m->C, m->workspace,
+                             &loss, err) != 0) {
+        return -1;
+    }
     *loss_out = loss;
     *norm_out = NAN;
     if (!isfinite(loss)) return 0;
     model_backward(m, m->dpooled);
+    if (sum_gradients(tr, err) != 0) return -1;
     float lr = mnrl_lr_warmup_linear((long)tr->step, (long)tr->warmup_steps, (long)tr->total_steps,
                                      (float)tr->cfg->train.lr);
     *norm_out = model_optimizer_step(m, lr, &tr->adam);
     return 0;
 }
 
-static int log_step(Trainer *tr, double loss, double norm, double seconds, MnrlError *err) {
+static int log_step(Trainer *tr, double loss, double norm, double seconds, double tokens, double texts,
+                    MnrlError *err) {
     StepStats s = {.step = tr->step, .loss = loss, .grad_norm = norm,
                    .epoch = (double)tr->step / (double)(tr->steps_per_epoch > 0 ? tr->steps_per_epoch : 1),
                    .lr = mnrl_lr_warmup_linear((long)tr->step - 1, (long)tr->warmup_steps,
                                                (long)tr->total_steps, (float)tr->cfg->train.lr),
-                   .ms = 1e3 * seconds, .tokens_per_s = tr->batch.T / seconds,
-                   .seqs_per_s = tr->batch.S / seconds, .mfu = NAN};
+                   .ms = 1e3 * seconds, .tokens_per_s = tokens / seconds,
+                   .seqs_per_s = texts / seconds, .mfu = NAN};
     return steplog_step(&tr->log, &s, err);
 }
 
@@ -276,8 +405,10 @@ static int check_bad_step(Trainer *tr, double loss, double norm, MnrlError *err)
         return 0;
     }
     tr->bad_steps++;
-    fprintf(stderr, "warning: step %lld: loss %g, gradient norm %g; the update was skipped\n",
-            (long long)tr->step, loss, norm);
+    if (tr->lead) {
+        fprintf(stderr, "warning: step %lld: loss %g, gradient norm %g; the update was skipped\n",
+                (long long)tr->step, loss, norm);
+    }
     if (tr->bad_steps >= tr->cfg->train.max_bad_steps) {
         return mnrl_fail(err, "%d consecutive steps had a non-finite loss or gradient "
                               "(train.max_bad_steps); lower train.lr or check the data",
@@ -290,13 +421,21 @@ static int run_epochs(Trainer *tr, MnrlError *err) {
     const MnrlConfig *cfg = tr->cfg;
     for (int epoch = 0; tr->step < tr->total_steps; epoch++) {
         sampler_begin_epoch(&tr->sampler, (uint64_t)epoch);
-        size_t n;
-        while (tr->step < tr->total_steps && (n = sampler_next_batch(&tr->sampler, tr->rows)) > 0) {
-            double loss, norm, t0 = mnrl_now();
-            record_batch(tr, n);
-            if (train_step(tr, n, &loss, &norm, err) != 0) return -1;
+        int stop = 0;
+        while (tr->step < tr->total_steps) {
+            double loss, norm, tokens, texts, t0 = mnrl_now();
+            size_t n = sampler_next_batch(&tr->sampler, tr->rows);
+            if (ranks_stop(tr, n, &stop, err) != 0) return -1;
+            if (stop) break;
+            const uint32_t *rows;
+            size_t b = rank_rows(tr, n, &rows);
+            if (b == 0) continue;
+            if (tr->lead) record_batch(tr, b * (size_t)tr->dist->world);
+            if (train_step(tr, rows, b, &loss, &norm, err) != 0) return -1;
             tr->step++;
-            if (log_step(tr, loss, norm, mnrl_now() - t0, err) != 0) return -1;
+            double seconds = mnrl_now() - t0;
+            if (step_totals(tr, &tokens, &texts, err) != 0) return -1;
+            if (tr->lead && log_step(tr, loss, norm, seconds, tokens, texts, err) != 0) return -1;
             if (check_bad_step(tr, loss, norm, err) != 0) return -1;
             if (tr->have_sts && cfg->eval.every_steps > 0 && tr->step % cfg->eval.every_steps == 0 &&
                 tr->step < tr->total_steps &&
@@ -305,6 +444,11 @@ static int run_epochs(Trainer *tr, MnrlError *err) {
             }
         }
         if (epoch + 1 >= cfg->train.epochs && cfg->train.max_steps == 0) break;
+    }
+    if (tr->lead && tr->rows_left_over > 0) {
+        fprintf(stderr, "note: %llu rows of short final batches were not trained on: they did not "
+                        "split evenly over %d ranks\n", (unsigned long long)tr->rows_left_over,
+                tr->dist->world);
     }
     return 0;
 }
@@ -331,6 +475,7 @@ static int train_and_evaluate(Trainer *tr, const char *command_line, MnrlError *
         }
     }
     if (run_epochs(tr, err) != 0) return -1;
+    if (!tr->lead) return 0;
     if (tr->have_sts) {
         if (evaluate(tr, &tr->ev_dev, cfg->eval.dev_split, &tr->scores.dev_after, err) != 0 ||
             evaluate(tr, &tr->ev_test, cfg->eval.test_split, &tr->scores.test_after, err) != 0) {
@@ -340,9 +485,9 @@ static int train_and_evaluate(Trainer *tr, const char *command_line, MnrlError *
     return export_final(tr, command_line, err);
 }
 
-int train_run(const MnrlConfig *cfg, const char *command_line, MnrlError *err) {
+int train_run(const MnrlConfig *cfg, MnrlDist *dist, const char *command_line, MnrlError *err) {
     Trainer tr;
-    int rc = trainer_open(&tr, cfg, err);
+    int rc = trainer_open(&tr, cfg, dist, err);
     if (rc == 0) rc = train_and_evaluate(&tr, command_line, err);
     trainer_close(&tr);
     return rc;
