@@ -168,6 +168,41 @@ int mnrl_cuda_mnrl_loss(float *loss, float *dA, float *dCd, const float *A, cons
                         float scale, int label_offset, int global_batch, void *workspace, cudaStream_t stream,
                         MnrlError *err);
 
+// ---- matmul.cu: linear layers (cuBLASLt, or the portable tiled GEMM) ------------------------
+// One cuBLASLt handle and its workspace for every GEMM of a run. A context without a
+// handle (handle NULL: the emulation, or a caller that wants it) runs the portable GEMM
+// kernel instead; so does a NULL context.
+typedef struct {
+    void *handle;  // cublasLtHandle_t
+    void *workspace;
+    size_t workspace_bytes;
+} MnrlGemmContext;
+// Creates the handle and allocates workspace_bytes of device memory (32 MiB suits Hopper);
+// under the emulation it leaves the handle NULL.
+int mnrl_cuda_gemm_context_create(MnrlGemmContext *ctx, size_t workspace_bytes, MnrlError *err);
+void mnrl_cuda_gemm_context_destroy(MnrlGemmContext *ctx);
+// As ops.h's matmul_forward: out [T, OC] = inp [T, C]·weight [OC, C]ᵀ + bias [OC] (bias may
+// be NULL); with pre_gelu != NULL, pre_gelu = that and out = the exact (erf) GELU of
+// pre_gelu as stored. fp32 accumulation; tensors fp32 or bf16.
+int mnrl_cuda_matmul_forward_f32(float *out, float *pre_gelu, const float *inp, const float *weight,
+                                 const float *bias, int T, int C, int OC, const MnrlGemmContext *ctx,
+                                 cudaStream_t stream, MnrlError *err);
+int mnrl_cuda_matmul_forward_bf16(mnrl_bf16 *out, mnrl_bf16 *pre_gelu, const mnrl_bf16 *inp,
+                                  const mnrl_bf16 *weight, const mnrl_bf16 *bias, int T, int C, int OC,
+                                  const MnrlGemmContext *ctx, cudaStream_t stream, MnrlError *err);
+// As ops.h's matmul_backward: dinp [T, C] = dout·weight (written, or added when
+// accumulate_dinp; NULL skips it), dweight fp32 [OC, C] += doutᵀ·inp, dbias fp32 [OC] +=
+// column sums of dout (NULL skips; deterministic fixed-order sums). workspace:
+// mnrl_cuda_matmul_backward_workspace_bytes(T or more, OC) bytes.
+size_t mnrl_cuda_matmul_backward_workspace_bytes(int max_tokens, int OC);
+int mnrl_cuda_matmul_backward_f32(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                  const float *weight, int T, int C, int OC, int accumulate_dinp, void *workspace,
+                                  const MnrlGemmContext *ctx, cudaStream_t stream, MnrlError *err);
+int mnrl_cuda_matmul_backward_bf16(mnrl_bf16 *dinp, float *dweight, float *dbias, const mnrl_bf16 *dout,
+                                   const mnrl_bf16 *inp, const mnrl_bf16 *weight, int T, int C, int OC,
+                                   int accumulate_dinp, void *workspace, const MnrlGemmContext *ctx,
+                                   cudaStream_t stream, MnrlError *err);
+
 #ifdef __cplusplus
 }
 #endif
