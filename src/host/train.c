@@ -325,12 +325,11 @@ static int trainer_open(Trainer *tr, const MnrlConfig *cfg, MnrlDist *dist, Mnrl
     tr->scores = (ExportScores){NAN, NAN, NAN, NAN};
     // The output folder is touched last, so that a run failing on its inputs leaves nothing.
     if (select_backend(cfg, dist->rank == 0, &tr->ops, err) != 0 || open_ranks(tr, err) != 0 ||
-        open_data_in_turn(tr, err) != 0 || open_model(tr, err) != 0 || open_sts(tr, err) != 0 ||
-        (tr->lead && prepare_output(cfg, err) != 0)) {
+        open_data_in_turn(tr, err) != 0 || open_model(tr, err) != 0 || open_sts(tr, err) != 0) {
         return -1;
     }
     plan_schedule(tr);
-    if (check_same_plan(tr, err) != 0) return -1;
+    if (check_same_plan(tr, err) != 0 || (tr->lead && prepare_output(cfg, err) != 0)) return -1;
     if (!tr->lead) return 0;
     if (steplog_open(&tr->log, stdout, cfg->output.dir, tr->total_steps, 0, cfg->train.log_every, err) != 0) {
         return -1;

@@ -183,8 +183,8 @@ static void eq_start(MnrlDist *d, Tokenizer **tok) {
     if (!getenv("OMPI_COMM_WORLD_SIZE")) SKIP("run under Open MPI's mpirun (ctest -L mpi does)");
     MnrlDistConfig cfg = {.backend = MNRL_DIST_AUTO, .init_dir = "", .init_timeout_s = 60};
     // One thread per rank: ctest oversubscribes the cores with 2 or 4 ranks, where spinning
-    // OpenMP threads of several ranks make the run ~30 times slower (results do not depend
-    // on thread counts; test_ops_cpu checks that).
+    // OpenMP threads of several ranks make the run ~30 times slower. (The single-process
+    // reference runs on one thread too; the tolerances hold for any thread counts.)
     omp_set_num_threads(1);
     MnrlError err = {{0}};
     eq_dist = d;
