@@ -16,8 +16,10 @@ for sub in train eval encode export; do
     expect 0 "$sub --help" -- "$BIN" "$sub" --help
     contains "$TMP/out" "$sub"
 done
-expect 2 "eval (not in this version)" -- "$BIN" eval
+expect 2 "export (not in this version)" -- "$BIN" export
 contains "$TMP/err" "not available yet"
+expect 2 "eval without a model folder" -- "$BIN" eval
+contains "$TMP/err" "missing MODEL_DIR"
 
 expect 2 "unknown subcommand" -- "$BIN" trian configs/nli.json
 contains "$TMP/err" "unknown subcommand \"trian\" (did you mean \"train\"?)"
