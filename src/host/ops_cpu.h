@@ -7,32 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mnrl/rng.h"
 
-// Dropout multiplier (0 or 1/keep) of element e of a (seed, stream) tensor. Walks of
-// consecutive elements reuse the Philox block of 4 words instead of recomputing it.
-typedef struct {
-    uint64_t seed, stream, block_index;
-    MnrlPhilox4 block;
-    int have_block;
-    float keep_prob, keep_scale;
-} DropoutMask;
-
-static inline DropoutMask dropout_mask(float keep_prob, uint64_t seed, uint64_t stream) {
-    DropoutMask m = {seed, stream, 0, {{0, 0, 0, 0}}, 0, keep_prob, 1.0f / keep_prob};
-    return m;
-}
-
-static inline float dropout_mask_at(DropoutMask *m, uint64_t e) {
-    if (m->keep_prob >= 1.0f) return 1.0f;
-    uint64_t q = e >> 2;
-    if (!m->have_block || q != m->block_index) {
-        m->block = mnrl_rng_block(m->seed, m->stream, q);
-        m->block_index = q;
-        m->have_block = 1;
-    }
-    return mnrl_rng_uniform(m->block.v[e & 3]) < m->keep_prob ? m->keep_scale : 0.0f;
-}
+// Dropout multipliers (0 or 1/keep_prob) of elements e0 .. e0+count-1 of a (seed, stream)
+// tensor into mult. Philox blocks are generated 8 at a time, lane-parallel, so that the
+// compiler vectorises them; callers skip it when keep_prob is 1.
+void ops_cpu_dropout_multipliers(float *mult, uint64_t e0, size_t count, float keep_prob,
+                                 uint64_t seed, uint64_t stream);
 
 // acc[c] += Σ_r x[r, c] for a row-major [rows, cols] matrix, summed in fp64 in row
 // order; threads own column ranges, so the result does not depend on the thread count.

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""The sentence-transformers side of bench/cpu.sh: trains the config's model with
+MultipleNegativesRankingLoss on torch CPU, on the rows and in the batch order that our
+trainer recorded (OUT/batch_order.txt), and reports the step times after a warm-up.
+
+    python3 bench/cpu_reference.py CONFIG --order OUT/batch_order.txt --steps 23 --warmup 3 \
+        --threads 2 --json st.json
+
+The training step is tests/reference/train_reference.py's (SentenceTransformerTrainer's
+step: tokenize the batch, MNRL forward, backward, clip, AdamW, schedule), imported, not
+copied. Per step it reports the texts, the real tokens (attention-mask ones) and the
+padded tokens it ran on: sentence-transformers pads each column of a batch to its longest
+text.
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
+import train_reference as ref  # noqa: E402
+
+
+def step_sizes(model, rows, idx):
+    """Texts, real tokens and padded tokens of one step, tokenized as the step does it."""
+    batch = [rows[i] for i in idx]
+    features = [model.preprocess([r[c] for r in batch]) for c in range(len(batch[0]))]
+    texts = sum(len(f["attention_mask"]) for f in features)
+    real = sum(int(f["attention_mask"].sum()) for f in features)
+    padded = sum(int(f["attention_mask"].numel()) for f in features)
+    return texts, real, padded
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("config")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    ap.add_argument("--order", required=True, help="batch-order file (our trainer's OUT/batch_order.txt)")
+    ap.add_argument("--steps", type=int, required=True, help="steps to run, warm-up included")
+    ap.add_argument("--warmup", type=int, default=3, help="first steps left out of the timing")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
+    ap.add_argument("--json", required=True, help="write the results here")
+    args = ap.parse_args()
+
+    cfg = ref.load_config(args.config, args.set)
+    cfg["train"]["log_every"] = 10 ** 9  # no step lines
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(cfg["train"]["seed"])
+    from sentence_transformers import SentenceTransformer
+    import sentence_transformers
+    import transformers
+
+    rows = ref.read_rows(cfg["data"])
+    steps = ref.read_order(args.order, len(rows))[:args.steps]
+    if len(steps) <= args.warmup:
+        sys.exit(f"cpu_reference.py: {args.order} has {len(steps)} steps, need more than --warmup {args.warmup}")
+    model = SentenceTransformer(cfg["model"]["path"], device="cpu", model_kwargs={"dtype": torch.float32})
+    model.max_seq_length = cfg["model"]["max_seq_length"]
+    metrics = []
+    ref.train(model, cfg, rows, steps, metrics)
+    timed = range(args.warmup, len(steps))
+    sizes = [step_sizes(model, rows, steps[s]) for s in timed]
+    seconds = sum(metrics[s]["ms"] for s in timed) / 1000.0
+    result = {
+        "system": "sentence-transformers",
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                     "sentence-transformers": sentence_transformers.__version__},
+        "threads": torch.get_num_threads(), "timed_steps": len(timed), "seconds": seconds,
+        "texts": sum(s[0] for s in sizes), "real_tokens": sum(s[1] for s in sizes),
+        "padded_tokens": sum(s[2] for s in sizes),
+        "ms_per_step": [metrics[s]["ms"] for s in timed],
+    }
+    with open(args.json, "w") as f:
+        json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
