@@ -304,10 +304,15 @@ int main(void) {
     const Case *cases;
     int n_cases = packed_cases(&cases);
     // Every case in fp32 and bf16 with dropout on and off at hidden 64 (head size 16); at
-    // hidden 384 each head count takes two of the four (head size 64 and 32).
+    // hidden 384, 12 heads (head size 32) in bf16 with dropout and fp32 without, 6 heads
+    // (head size 64) in fp32 without and bf16 with.
+    // The ASan+UBSan build (about 3x slower, and the fp64 bounds here with it) keeps the
+    // hidden-64 variants and one of hidden 384, to stay within about a minute.
     const Variant variants[] = {
-        {64, 4, 0, 1.0f},  {64, 4, 0, 0.9f},  {64, 4, 1, 1.0f},  {64, 4, 1, 0.9f},
-        {384, 6, 0, 1.0f}, {384, 6, 1, 0.9f}, {384, 12, 0, 0.9f}, {384, 12, 1, 1.0f},
+        {64, 4, 0, 1.0f},   {64, 4, 0, 0.9f},  {64, 4, 1, 1.0f},  {64, 4, 1, 0.9f}, {384, 12, 1, 0.9f},
+#ifndef __SANITIZE_ADDRESS__
+        {384, 12, 0, 1.0f}, {384, 6, 0, 1.0f}, {384, 6, 1, 0.9f},
+#endif
     };
     uint64_t rng = 7;
     double start = mnrl_now();
