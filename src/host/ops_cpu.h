@@ -8,11 +8,26 @@
 #include <stdint.h>
 
 
+// The hot loops are also compiled for AVX-512 and AVX2 machines and picked when the
+// program loads (GCC function multiversioning; the build's baseline is SSE2). Every
+// version does the same IEEE operations in the same order (ISO C mode: no FMA
+// contraction), so results do not depend on the machine's vector width.
+// Helpers they call are forced inline (OPS_CPU_INLINE) so that each version gets its own
+// copy; a call would run the baseline one.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define OPS_CPU_CLONES \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define OPS_CPU_INLINE inline __attribute__((always_inline))
+#else
+#define OPS_CPU_CLONES
+#define OPS_CPU_INLINE inline
+#endif
+
 // Dropout multipliers (0 or 1/keep_prob) of elements e0 .. e0+count-1 of a (seed, stream)
 // tensor into mult. Philox blocks are generated 8 at a time, lane-parallel, so that the
 // compiler vectorises them; callers skip it when keep_prob is 1.
-void ops_cpu_dropout_multipliers(float *mult, uint64_t e0, size_t count, float keep_prob,
-                                 uint64_t seed, uint64_t stream);
+OPS_CPU_CLONES void ops_cpu_dropout_multipliers(float *mult, uint64_t e0, size_t count,
+                                                float keep_prob, uint64_t seed, uint64_t stream);
 
 // acc[c] += Σ_r x[r, c] for a row-major [rows, cols] matrix, summed in fp64 in row
 // order; threads own column ranges, so the result does not depend on the thread count.

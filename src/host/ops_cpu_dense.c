@@ -123,6 +123,18 @@ static inline float gelu_grad_f32(float x) {
 
 // ---- linear layers ----------------------------------------------------------------------
 
+// g += bias (when given); then out = gelu(g) when out is given. One row of OC.
+OPS_CPU_CLONES static void bias_gelu_row(float *g, float *out, const float *bias, int OC) {
+    if (bias) {
+#pragma omp simd
+        for (int c = 0; c < OC; c++) g[c] += bias[c];
+    }
+    if (out) {
+#pragma omp simd
+        for (int c = 0; c < OC; c++) out[c] = gelu_f32(g[c]);
+    }
+}
+
 // out = inp W^T, then one pass adds the bias (and applies the GELU, keeping its input).
 void ops_cpu_matmul_forward(void *out_, void *pre_gelu_, const void *inp, const void *weight,
                             const void *bias_, int T, int C, int OC) {
@@ -133,17 +145,8 @@ void ops_cpu_matmul_forward(void *out_, void *pre_gelu_, const void *inp, const 
                 0.0f, gemm_out, OC);
     if (!bias && !pre_gelu) return;
 #pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++) {
-        float *g = gemm_out + (size_t)t * OC, *o = out + (size_t)t * OC;
-        if (bias) {
-#pragma omp simd
-            for (int c = 0; c < OC; c++) g[c] += bias[c];
-        }
-        if (pre_gelu) {
-#pragma omp simd
-            for (int c = 0; c < OC; c++) o[c] = gelu_f32(g[c]);
-        }
-    }
+    for (int t = 0; t < T; t++)
+        bias_gelu_row(gemm_out + (size_t)t * OC, pre_gelu ? out + (size_t)t * OC : NULL, bias, OC);
 }
 
 void ops_cpu_matmul_backward(void *dinp, float *dweight, float *dbias, const void *dout,
@@ -164,26 +167,44 @@ void ops_cpu_matmul_backward(void *dinp, float *dweight, float *dbias, const voi
 // groups) large enough to amortise the scheduling.
 enum { ELEMENT_CHUNK = 4096 };
 
-void ops_cpu_gelu_forward(void *out_, const void *inp_, size_t n) {
-    float *out = out_;
-    const float *inp = inp_;
-#pragma omp parallel for simd schedule(static)
+OPS_CPU_CLONES static void gelu_span(float *out, const float *inp, size_t n) {
+#pragma omp simd
     for (size_t i = 0; i < n; i++) out[i] = gelu_f32(inp[i]);
 }
 
-void ops_cpu_gelu_backward(void *dinp_, const void *inp_, const void *dout_, size_t n) {
-    float *dinp = dinp_;
-    const float *inp = inp_, *dout = dout_;
-#pragma omp parallel for simd schedule(static)
+OPS_CPU_CLONES static void gelu_grad_span(float *dinp, const float *inp, const float *dout,
+                                          size_t n) {
+#pragma omp simd
     for (size_t i = 0; i < n; i++) dinp[i] = dout[i] * gelu_grad_f32(inp[i]);
+}
+
+static size_t chunk_length(size_t n, size_t k) {
+    size_t start = k * ELEMENT_CHUNK;
+    return n - start < ELEMENT_CHUNK ? n - start : ELEMENT_CHUNK;
+}
+
+void ops_cpu_gelu_forward(void *out, const void *inp, size_t n) {
+    size_t chunks = (n + ELEMENT_CHUNK - 1) / ELEMENT_CHUNK;
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < chunks; k++)
+        gelu_span((float *)out + k * ELEMENT_CHUNK, (const float *)inp + k * ELEMENT_CHUNK,
+                  chunk_length(n, k));
+}
+
+void ops_cpu_gelu_backward(void *dinp, const void *inp, const void *dout, size_t n) {
+    size_t chunks = (n + ELEMENT_CHUNK - 1) / ELEMENT_CHUNK;
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < chunks; k++)
+        gelu_grad_span((float *)dinp + k * ELEMENT_CHUNK, (const float *)inp + k * ELEMENT_CHUNK,
+                       (const float *)dout + k * ELEMENT_CHUNK, chunk_length(n, k));
 }
 
 enum { PHILOX_LANES = 8 };
 
 // Words of Philox blocks q .. q+7 of a stream (rng.h's mapping): words[4·l + k] is word k
 // of block q + l. The 8 blocks run lane-parallel through the rounds.
-static void philox_blocks(uint32_t words[4 * PHILOX_LANES], uint64_t seed, uint64_t stream,
-                          uint64_t q) {
+static OPS_CPU_INLINE void philox_blocks(uint32_t words[4 * PHILOX_LANES], uint64_t seed,
+                                         uint64_t stream, uint64_t q) {
     uint32_t c0[PHILOX_LANES], c1[PHILOX_LANES], c2[PHILOX_LANES], c3[PHILOX_LANES];
     for (int l = 0; l < PHILOX_LANES; l++) {
         c0[l] = (uint32_t)(q + (uint64_t)l);
@@ -214,8 +235,8 @@ static void philox_blocks(uint32_t words[4 * PHILOX_LANES], uint64_t seed, uint6
     }
 }
 
-void ops_cpu_dropout_multipliers(float *mult, uint64_t e0, size_t count, float keep_prob,
-                                 uint64_t seed, uint64_t stream) {
+OPS_CPU_CLONES void ops_cpu_dropout_multipliers(float *mult, uint64_t e0, size_t count,
+                                                float keep_prob, uint64_t seed, uint64_t stream) {
     float keep_scale = 1.0f / keep_prob;
     uint64_t end = e0 + count;
     for (uint64_t e = e0; e < end;) {
@@ -225,7 +246,8 @@ void ops_cpu_dropout_multipliers(float *mult, uint64_t e0, size_t count, float k
         uint64_t group_end = first + 4 * PHILOX_LANES < end ? first + 4 * PHILOX_LANES : end;
 #pragma omp simd
         for (uint64_t g = e; g < group_end; g++)
-            mult[g - e0] = select_f32(mnrl_rng_uniform(words[g - first]) < keep_prob, keep_scale, 0.0f);
+            mult[g - e0] =
+                select_f32(mnrl_rng_uniform(words[g - first]) < keep_prob, keep_scale, 0.0f);
         e = group_end;
     }
 }
@@ -242,7 +264,7 @@ void ops_cpu_dropout(void *out_, const void *inp_, size_t n, float keep_prob, ui
 #pragma omp parallel for schedule(static)
     for (size_t k = 0; k < chunks; k++) {
         float mult[ELEMENT_CHUNK];
-        size_t start = k * ELEMENT_CHUNK, count = n - start < ELEMENT_CHUNK ? n - start : ELEMENT_CHUNK;
+        size_t start = k * ELEMENT_CHUNK, count = chunk_length(n, k);
         ops_cpu_dropout_multipliers(mult, start, count, keep_prob, seed, stream);
 #pragma omp simd
         for (size_t i = 0; i < count; i++) out[start + i] = inp[start + i] * mult[i];
@@ -253,14 +275,14 @@ void ops_cpu_dropout(void *out_, const void *inp_, size_t n, float keep_prob, ui
 
 // Dot products accumulate in fp64: backward subtracts two of them (dP - rowsum(P∘dP)),
 // which cancel when a sentence is short, and the reference should not add rounding there.
-static double dot(const float *a, const float *b, int n) {
+static OPS_CPU_INLINE double dot(const float *a, const float *b, int n) {
     double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
     for (int i = 0; i < n; i++) acc += (double)a[i] * b[i];
     return acc;
 }
 
-static void axpy(float *y, float alpha, const float *x, int n) {
+static OPS_CPU_INLINE void axpy(float *y, float alpha, const float *x, int n) {
 #pragma omp simd
     for (int i = 0; i < n; i++) y[i] += alpha * x[i];
 }
@@ -284,7 +306,8 @@ static HeadView head_view(const int32_t *cu_seqlens, int s, int h, int C, int NH
 }
 
 // Softmax row of query i of one head: scores into p, then normalised in place.
-static void softmax_scores(float *p, const float *qkv, const HeadView *v, int i, float scale) {
+static OPS_CPU_INLINE void softmax_scores(float *p, const float *qkv, const HeadView *v, int i,
+                                          float scale) {
     const float *q = qkv + (size_t)(v->start + i) * v->row3 + v->q_col;
     float max_score = -INFINITY;
     for (int j = 0; j < v->len; j++) {
@@ -306,8 +329,8 @@ static void softmax_scores(float *p, const float *qkv, const HeadView *v, int i,
 enum { KEY_PIECE = 32 };
 
 // Dropout multipliers of keys j0 .. j0+n-1 of one (query, head) row whose element 0 is e0.
-static void key_multipliers(float *mult, uint64_t e0, int j0, int n, float keep_prob,
-                            uint64_t seed, uint64_t stream) {
+static OPS_CPU_INLINE void key_multipliers(float *mult, uint64_t e0, int j0, int n,
+                                           float keep_prob, uint64_t seed, uint64_t stream) {
     if (keep_prob >= 1.0f) {
         for (int j = 0; j < n; j++) mult[j] = 1.0f;
         return;
@@ -315,34 +338,46 @@ static void key_multipliers(float *mult, uint64_t e0, int j0, int n, float keep_
     ops_cpu_dropout_multipliers(mult, e0 + (uint64_t)j0, (size_t)n, keep_prob, seed, stream);
 }
 
-void ops_cpu_attention_forward(void *out_, float *saved, const void *qkv_,
+// Dropout of the attention probabilities: the (seed, stream) of one attention call.
+typedef struct {
+    float keep_prob;
+    uint64_t seed, stream;
+} AttnDropout;
+
+// Forward of one (sentence, head): P row by row into saved, out = (P∘M) V.
+OPS_CPU_CLONES static void head_forward(float *out, float *saved, const float *qkv,
+                                        const HeadView *v, int h, int NH, int C, int max_seqlen,
+                                        float scale, AttnDropout drop) {
+    for (int i = 0; i < v->len; i++) {
+        size_t t = (size_t)(v->start + i);
+        size_t e0 = (t * NH + h) * (size_t)max_seqlen;
+        float *p = saved + e0;
+        softmax_scores(p, qkv, v, i, scale);
+        float *o = out + t * C + v->q_col;
+        memset(o, 0, sizeof(float) * v->HS);
+        for (int j0 = 0; j0 < v->len; j0 += KEY_PIECE) {
+            float mult[KEY_PIECE];
+            int n = v->len - j0 < KEY_PIECE ? v->len - j0 : KEY_PIECE;
+            key_multipliers(mult, e0, j0, n, drop.keep_prob, drop.seed, drop.stream);
+            for (int j = j0; j < j0 + n; j++) {
+                float w = p[j] * mult[j - j0];
+                if (w != 0.0f) axpy(o, w, qkv + (size_t)(v->start + j) * v->row3 + v->v_col, v->HS);
+            }
+        }
+    }
+}
+
+void ops_cpu_attention_forward(void *out, float *saved, const void *qkv,
                                const int32_t *cu_seqlens, int S, int T, int max_seqlen, int C,
                                int NH, float keep_prob, uint64_t seed, uint64_t stream) {
     (void)T;
-    float *out = out_;
-    const float *qkv = qkv_;
     float scale = 1.0f / sqrtf((float)(C / NH));
+    AttnDropout drop = {keep_prob, seed, stream};
 #pragma omp parallel for collapse(2) schedule(dynamic, 4)
     for (int s = 0; s < S; s++) {
         for (int h = 0; h < NH; h++) {
             HeadView v = head_view(cu_seqlens, s, h, C, NH);
-            for (int i = 0; i < v.len; i++) {
-                size_t t = (size_t)(v.start + i);
-                size_t e0 = (t * NH + h) * (size_t)max_seqlen;
-                float *p = saved + e0;
-                softmax_scores(p, qkv, &v, i, scale);
-                float *o = out + t * C + v.q_col;
-                memset(o, 0, sizeof(float) * v.HS);
-                for (int j0 = 0; j0 < v.len; j0 += KEY_PIECE) {
-                    float mult[KEY_PIECE];
-                    int n = v.len - j0 < KEY_PIECE ? v.len - j0 : KEY_PIECE;
-                    key_multipliers(mult, e0, j0, n, keep_prob, seed, stream);
-                    for (int j = j0; j < j0 + n; j++) {
-                        float w = p[j] * mult[j - j0];
-                        if (w != 0.0f) axpy(o, w, qkv + (size_t)(v.start + j) * v.row3 + v.v_col, v.HS);
-                    }
-                }
-            }
+            head_forward(out, saved, qkv, &v, h, NH, C, max_seqlen, scale, drop);
         }
     }
 }
@@ -351,50 +386,56 @@ void ops_cpu_attention_forward(void *out_, float *saved, const void *qkv_,
 //   dV = (P∘M)^T dO,  dP = (dO V^T)∘M,  dS = P∘(dP - rowsum(P∘dP)) · scale,
 //   dQ = dS K,  dK = dS^T Q,  and rowsum(P∘dP) = dO·O (so no row buffer is needed).
 // Each (sentence, head) pair owns its rows of dqkv: no races, fixed order.
-void ops_cpu_attention_backward(void *dqkv_, const void *dout_, const void *qkv_,
-                                const void *out_, const float *saved,
+OPS_CPU_CLONES static void head_backward(float *dqkv, const float *dout, const float *qkv,
+                                         const float *out, const float *saved,
+                                         const HeadView *v, int h, int NH, int C, int max_seqlen,
+                                         float scale, AttnDropout drop) {
+    for (int i = 0; i < v->len; i++) {
+        float *row = dqkv + (size_t)(v->start + i) * v->row3;
+        memset(row + v->q_col, 0, sizeof(float) * v->HS);
+        memset(row + v->k_col, 0, sizeof(float) * v->HS);
+        memset(row + v->v_col, 0, sizeof(float) * v->HS);
+    }
+    for (int i = 0; i < v->len; i++) {
+        size_t t = (size_t)(v->start + i);
+        size_t e0 = (t * NH + h) * (size_t)max_seqlen;
+        const float *p = saved + e0;
+        const float *d_o = dout + t * C + v->q_col;
+        double row_dot = dot(d_o, out + t * C + v->q_col, v->HS);
+        const float *q = qkv + t * v->row3 + v->q_col;
+        float *dq = dqkv + t * v->row3 + v->q_col;
+        for (int j0 = 0; j0 < v->len; j0 += KEY_PIECE) {
+            float mult[KEY_PIECE];
+            int n = v->len - j0 < KEY_PIECE ? v->len - j0 : KEY_PIECE;
+            key_multipliers(mult, e0, j0, n, drop.keep_prob, drop.seed, drop.stream);
+            for (int j = j0; j < j0 + n; j++) {
+                size_t tj = (size_t)(v->start + j);
+                float m = mult[j - j0];
+                const float *vj = qkv + tj * v->row3 + v->v_col;
+                axpy(dqkv + tj * v->row3 + v->v_col, p[j] * m, d_o, v->HS);
+                double dp = dot(d_o, vj, v->HS) * m;
+                float ds = (float)(p[j] * (dp - row_dot) * scale);
+                axpy(dq, ds, qkv + tj * v->row3 + v->k_col, v->HS);
+                axpy(dqkv + tj * v->row3 + v->k_col, ds, q, v->HS);
+            }
+        }
+    }
+}
+
+void ops_cpu_attention_backward(void *dqkv, const void *dout, const void *qkv,
+                                const void *out, const float *saved,
                                 const int32_t *cu_seqlens, int S, int T, int max_seqlen,
                                 int C, int NH, float keep_prob, uint64_t seed,
                                 uint64_t stream, void *workspace) {
     (void)T;
     (void)workspace;
-    float *dqkv = dqkv_;
-    const float *dout = dout_, *qkv = qkv_, *out = out_;
     float scale = 1.0f / sqrtf((float)(C / NH));
+    AttnDropout drop = {keep_prob, seed, stream};
 #pragma omp parallel for collapse(2) schedule(dynamic, 4)
     for (int s = 0; s < S; s++) {
         for (int h = 0; h < NH; h++) {
             HeadView v = head_view(cu_seqlens, s, h, C, NH);
-            for (int i = 0; i < v.len; i++) {
-                float *row = dqkv + (size_t)(v.start + i) * v.row3;
-                memset(row + v.q_col, 0, sizeof(float) * v.HS);
-                memset(row + v.k_col, 0, sizeof(float) * v.HS);
-                memset(row + v.v_col, 0, sizeof(float) * v.HS);
-            }
-            for (int i = 0; i < v.len; i++) {
-                size_t t = (size_t)(v.start + i);
-                size_t e0 = (t * NH + h) * (size_t)max_seqlen;
-                const float *p = saved + e0;
-                const float *d_o = dout + t * C + v.q_col;
-                double row_dot = dot(d_o, out + t * C + v.q_col, v.HS);
-                const float *q = qkv + t * v.row3 + v.q_col;
-                float *dq = dqkv + t * v.row3 + v.q_col;
-                for (int j0 = 0; j0 < v.len; j0 += KEY_PIECE) {
-                    float mult[KEY_PIECE];
-                    int n = v.len - j0 < KEY_PIECE ? v.len - j0 : KEY_PIECE;
-                    key_multipliers(mult, e0, j0, n, keep_prob, seed, stream);
-                    for (int j = j0; j < j0 + n; j++) {
-                        size_t tj = (size_t)(v.start + j);
-                        float m = mult[j - j0];
-                        const float *vj = qkv + tj * v.row3 + v.v_col;
-                        axpy(dqkv + tj * v.row3 + v.v_col, p[j] * m, d_o, v.HS);
-                        double dp = dot(d_o, vj, v.HS) * m;
-                        float ds = (float)(p[j] * (dp - row_dot) * scale);
-                        axpy(dq, ds, qkv + tj * v.row3 + v.k_col, v.HS);
-                        axpy(dqkv + tj * v.row3 + v.k_col, ds, q, v.HS);
-                    }
-                }
-            }
+            head_backward(dqkv, dout, qkv, out, saved, &v, h, NH, C, max_seqlen, scale, drop);
         }
     }
 }

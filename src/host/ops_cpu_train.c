@@ -110,27 +110,20 @@ void ops_cpu_mnrl_loss(float *loss, float *dA, float *dCd, const float *A, const
 
 // ---- optimizer --------------------------------------------------------------------------
 
-// sqrtf vectorises only where it need not set errno; AdamW's argument is never negative,
-// so the vectorised square root gives the same (correctly rounded) results.
-#if defined(__GNUC__) && !defined(__clang__)
-#define VECTOR_SQRT __attribute__((optimize("no-math-errno")))
-#else
-#define VECTOR_SQRT
-#endif
-
 // torch's _single_tensor_adamw, operation for operation: the hyper-parameters arrive in
 // double (Python floats) and every scalar the fp32 update uses is rounded once from its
 // double value, as torch does (so 1 - beta2 is 0.001f, not 1 - 0.999f); the first moment
 // is a lerp; the bias corrections are folded into the step size and the denominator.
-// One pass over the four buffers (the step is memory-bound).
-VECTOR_SQRT void ops_cpu_adamw(float *params, void *params_act, const float *grads, float *m, float *v,
+// One pass over the four buffers: the step is memory-bound. (The loop stays scalar: a
+// vectorised sqrtf needs -fno-math-errno, which GCC honours only on the command line.)
+void ops_cpu_adamw(float *params, void *params_act, const float *grads, float *m, float *v,
                    size_t n, double lr, double beta1, double beta2, double eps,
                    double weight_decay, int step) {
     float decay = (float)(1.0 - lr * weight_decay);
     float m_weight = (float)(1.0 - beta1), b2 = (float)beta2, v_weight = (float)(1.0 - beta2);
     float step_size = (float)(lr / (1.0 - pow(beta1, step)));
     float bc2_sqrt = (float)sqrt(1.0 - pow(beta2, step)), epsf = (float)eps;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i];
         float p = params[i] * decay;
