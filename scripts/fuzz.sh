@@ -9,7 +9,8 @@
 # usage: scripts/fuzz.sh [SECONDS] [NAME...]    (NAME: config, data, sts, tokenizer,
 #        tokenizer_files, safetensors, npy; default all)
 #   SECONDS=0 only replays the committed corpora (a quick regression check).
-#   MNRL_FUZZ_BUILD sets the build folder (default build-fuzz); CC the compiler (clang).
+#   MNRL_FUZZ_BUILD sets the build folder (default build-fuzz), MNRL_FUZZ_JOBS how many
+#   targets run at once (default: the number of cores), CC the compiler (default clang).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -57,27 +58,48 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-for t in "${targets[@]}"; do
-    seeds="tests/fuzz/corpus/$t"
-    work="$build/corpus/$t"  # new inputs found while fuzzing; the committed corpus stays as it is
+if [ "$seconds" = 0 ]; then
+    mode=(-runs=0)
+else
+    mode=(-max_total_time="$seconds")
+fi
+
+# One target: its log in BUILD/fuzz_NAME.log, its exit status in BUILD/fuzz_NAME.rc.
+run_target() {
+    local t=$1
+    local seeds="tests/fuzz/corpus/$t"
+    local work="$build/corpus/$t"  # inputs found while fuzzing; the committed corpus stays as it is
     mkdir -p "$work"
-    if [ "$seconds" = 0 ]; then
-        mode=(-runs=0)
-    else
-        mode=(-max_total_time="$seconds")
-    fi
+    local rc=0
+    TMPDIR="$scratch" "$build/fuzz_$t" "${mode[@]}" -timeout=10 -rss_limit_mb=2048 \
+        -max_len=65536 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" \
+        "$work" "$seeds" >"$build/fuzz_$t.log" 2>&1 || rc=$?
+    echo "$rc" >"$build/fuzz_$t.rc"
+}
+
+# The targets run side by side, MNRL_FUZZ_JOBS at a time (default: one per core), each for
+# SECONDS of wall-clock time.
+jobs=${MNRL_FUZZ_JOBS:-$(nproc)}
+echo "== fuzz: ${#targets[@]} targets, ${seconds} s each, $jobs at a time =="
+for t in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+    run_target "$t" &
+done
+wait
+failed=0
+for t in "${targets[@]}"; do
     log="$build/fuzz_$t.log"
-    echo "== fuzz_$t: ${seconds} s from $(ls "$seeds" | wc -l) committed inputs =="
-    if ! TMPDIR="$scratch" "$build/fuzz_$t" "${mode[@]}" -timeout=10 -rss_limit_mb=2048 \
-            -max_len=65536 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" \
-            "$work" "$seeds" >"$log" 2>&1; then
+    if [ "$(cat "$build/fuzz_$t.rc")" != 0 ]; then
         tail -n 60 "$log" >&2
         echo "fuzz.sh: fuzz_$t found a problem (log $log, input in $build/artifacts/); fix it" \
-             "and add the input to $seeds as a regression input" >&2
-        exit 1
+             "and add the input to tests/fuzz/corpus/$t as a regression input" >&2
+        failed=1
+        continue
     fi
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     cov=$(grep -E '^#[0-9]+.*(DONE|INITED)' "$log" | tail -n 1 | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
-    echo "fuzz_$t: ${runs:-?} inputs run, coverage ${cov:-?} edges, no finding"
+    echo "fuzz_$t: ${runs:-?} inputs run from $(ls "tests/fuzz/corpus/$t" | wc -l) committed ones," \
+         "coverage ${cov:-?} edges, no finding"
 done
+[ "$failed" = 0 ] || exit 1
 echo "== fuzz: all targets clean =="
