@@ -149,7 +149,7 @@ static int prepare(const MnrlConfig *cfg, MnrlError *err) {
     mnrl_format_count(cache.n_texts, texts, sizeof texts);
     printf("data      %s: %s rows of %zu texts (anchor, positive%s), %s unique texts\n",
            cfg->data.train, rows, cache.n_cols, cache.n_cols > 2 ? ", negatives" : "", texts);
-    if (cache.skip_summary[0]) printf("skipped   %s\n", cache.skip_summary);
+    if (cache.skip_summary[0]) printf("data      %s\n", cache.skip_summary);
     printf("cache     %s (%s)\n", cache.path, cache.built ? cache.rebuild_reason : "reused");
     report_lengths(&cache, cfg->model.max_seq_length);
     rc = report_epoch(cfg, &cache, err);
