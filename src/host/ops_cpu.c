@@ -75,7 +75,7 @@ static void cpu_embedding_forward(void *out_, const int32_t *ids, const int32_t 
     (void)T;
     float *out = out_;
     const float *wte = wte_, *wpe = wpe_, *wtt = wtt_;
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if ((size_t)T * C >= OPS_CPU_PARALLEL_MIN)
     for (int s = 0; s < S; s++) {
         for (int t = cu_seqlens[s]; t < cu_seqlens[s + 1]; t++) {
             const float *word = wte + (size_t)ids[t] * C;
@@ -220,7 +220,8 @@ static void cpu_mean_pool_forward(float *out, const void *inp_, const int32_t *c
                                   int S, int C) {
     const float *inp = inp_;
     int chunks = (C + COLUMN_CHUNK - 1) / COLUMN_CHUNK;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) \
+    if ((size_t)cu_seqlens[S] * C >= OPS_CPU_PARALLEL_MIN)
     for (int s = 0; s < S; s++) {
         for (int chunk = 0; chunk < chunks; chunk++) {
             int c0 = chunk * COLUMN_CHUNK;
@@ -241,7 +242,7 @@ static void cpu_mean_pool_forward(float *out, const void *inp_, const int32_t *c
 static void cpu_mean_pool_backward(void *dinp_, const float *dout, const int32_t *cu_seqlens,
                                    int S, int C) {
     float *dinp = dinp_;
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if ((size_t)cu_seqlens[S] * C >= OPS_CPU_PARALLEL_MIN)
     for (int s = 0; s < S; s++) {
         float inv_len = 1.0f / (float)(cu_seqlens[s + 1] - cu_seqlens[s]);
         const float *d = dout + (size_t)s * C;

@@ -144,7 +144,7 @@ void ops_cpu_matmul_forward(void *out_, void *pre_gelu_, const void *inp, const 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, OC, C, 1.0f, inp, C, weight, C,
                 0.0f, gemm_out, OC);
     if (!bias && !pre_gelu) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)T * OC >= OPS_CPU_PARALLEL_MIN)
     for (int t = 0; t < T; t++)
         bias_gelu_row(gemm_out + (size_t)t * OC, pre_gelu ? out + (size_t)t * OC : NULL, bias, OC);
 }
@@ -185,7 +185,7 @@ static size_t chunk_length(size_t n, size_t k) {
 
 void ops_cpu_gelu_forward(void *out, const void *inp, size_t n) {
     size_t chunks = (n + ELEMENT_CHUNK - 1) / ELEMENT_CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= OPS_CPU_PARALLEL_MIN)
     for (size_t k = 0; k < chunks; k++)
         gelu_span((float *)out + k * ELEMENT_CHUNK, (const float *)inp + k * ELEMENT_CHUNK,
                   chunk_length(n, k));
@@ -193,7 +193,7 @@ void ops_cpu_gelu_forward(void *out, const void *inp, size_t n) {
 
 void ops_cpu_gelu_backward(void *dinp, const void *inp, const void *dout, size_t n) {
     size_t chunks = (n + ELEMENT_CHUNK - 1) / ELEMENT_CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= OPS_CPU_PARALLEL_MIN)
     for (size_t k = 0; k < chunks; k++)
         gelu_grad_span((float *)dinp + k * ELEMENT_CHUNK, (const float *)inp + k * ELEMENT_CHUNK,
                        (const float *)dout + k * ELEMENT_CHUNK, chunk_length(n, k));
@@ -261,7 +261,7 @@ void ops_cpu_dropout(void *out_, const void *inp_, size_t n, float keep_prob, ui
         return;
     }
     size_t chunks = (n + ELEMENT_CHUNK - 1) / ELEMENT_CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= OPS_CPU_PARALLEL_MIN)
     for (size_t k = 0; k < chunks; k++) {
         float mult[ELEMENT_CHUNK];
         size_t start = k * ELEMENT_CHUNK, count = chunk_length(n, k);

@@ -36,7 +36,7 @@ static LossScratch loss_scratch(void *workspace, int b, int N, int H) {
 
 // x̂ = x / max(||x||, eps) per row; norm keeps ||x|| for the backward branch.
 static void normalize_rows(float *x_hat, float *norm, const float *x, int rows, int H) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)rows * H >= OPS_CPU_PARALLEL_MIN)
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * H;
         double sq = 0.0;
@@ -52,7 +52,7 @@ static void normalize_rows(float *x_hat, float *norm, const float *x, int rows, 
 // (torch's clamp_min passes the gradient where ||x|| >= eps).
 static void normalize_rows_backward(float *dy, const float *x_hat, const float *norm,
                                     int rows, int H) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)rows * H >= OPS_CPU_PARALLEL_MIN)
     for (int r = 0; r < rows; r++) {
         float *d = dy + (size_t)r * H;
         const float *xh = x_hat + (size_t)r * H;
@@ -92,7 +92,7 @@ void ops_cpu_mnrl_loss(float *loss, float *dA, float *dCd, const float *A, const
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, N, H, scale, s.a_hat, H, s.c_hat,
                 H, 0.0f, s.scores, N);
     float grad_scale = scale / (float)global_batch;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)b * N >= OPS_CPU_PARALLEL_MIN)
     for (int i = 0; i < b; i++)
         s.row_loss[i] = cross_entropy_row(s.scores + (size_t)i * N, N, label_offset + i,
                                           grad_scale);
@@ -123,7 +123,7 @@ void ops_cpu_adamw(float *params, void *params_act, const float *grads, float *m
     float m_weight = (float)(1.0 - beta1), b2 = (float)beta2, v_weight = (float)(1.0 - beta2);
     float step_size = (float)(lr / (1.0 - pow(beta1, step)));
     float bc2_sqrt = (float)sqrt(1.0 - pow(beta2, step)), epsf = (float)eps;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= OPS_CPU_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i];
         float p = params[i] * decay;
@@ -142,7 +142,7 @@ float ops_cpu_clip_grad_norm(float *grads, size_t n, float max_norm, void *works
     (void)workspace;
     double partial[NORM_CHUNKS] = {0};
     size_t chunk = (n + NORM_CHUNKS - 1) / NORM_CHUNKS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= OPS_CPU_PARALLEL_MIN)
     for (int k = 0; k < NORM_CHUNKS; k++) {
         size_t end = (k + 1) * chunk < n ? (k + 1) * chunk : n;
         double sum = 0.0;
@@ -155,7 +155,7 @@ float ops_cpu_clip_grad_norm(float *grads, size_t n, float max_norm, void *works
     float norm = (float)sqrt(total);
     float coef = max_norm / (norm + 1e-6f);
     if (max_norm > 0.0f && coef < 1.0f) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= OPS_CPU_PARALLEL_MIN)
         for (size_t i = 0; i < n; i++) grads[i] *= coef;
     }
     return norm;
