@@ -10,6 +10,12 @@ scripts/install-deps.sh
 # those tests report SKIPPED with the reason, the rest still run.
 scripts/fetch-demo-model.sh || echo "test.sh: could not fetch the demo model; tests that need it will be skipped"
 jobs=$(nproc)
+# ctest runs nproc tests at once, so each test gets one OpenMP thread: nproc tests with
+# nproc threads each would oversubscribe the cores, and OpenMP barriers then wait on
+# descheduled threads (measured: an evaluation 10x slower). The multi-threaded CPU paths
+# are still exercised: test_ops_cpu sets 3 threads itself and checks the results do not
+# depend on the thread count.
+export OMP_NUM_THREADS=1
 
 echo "== release build (-Werror) =="
 cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=Release -DMNRL_WERROR=ON
