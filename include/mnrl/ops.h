@@ -1,6 +1,7 @@
 // ops.h — the table of operations the BERT encoder and the MNRL training step are written
-// in. Two backends implement it: ops_cpu() (fp32, OpenBLAS, OpenMP; the reference) and,
-// later, ops_cuda() (bf16 activations, cuBLASLt). model.c and loss.c call only this table.
+// in. Two backends implement it: ops_cpu() (fp32, OpenBLAS, OpenMP; the reference) and
+// ops_cuda() (ops_cuda.h: bf16 or fp32 activations, cuBLASLt). model.c and loss.c call
+// only this table.
 //
 // Conventions of every entry:
 // - Pointers are backend memory (host memory on the CPU, device memory on CUDA), including
@@ -193,6 +194,13 @@ typedef struct MnrlOps {
     // scales grads by max_norm / (norm + 1e-6) if that is below 1
     // (torch.nn.utils.clip_grad_norm_). The norm comes back to the host (a sync on CUDA).
     float (*clip_grad_norm)(float *grads, size_t n, float max_norm, void *workspace);
+
+    // ---- errors -------------------------------------------------------------------------
+    // The entries above return nothing; a backend whose ops can fail (a CUDA launch or
+    // copy) records the first failure and skips later ops until this is called. Returns 0,
+    // or -1 with that failure in err (and clears it). NULL: the ops cannot fail (CPU).
+    // Waits for the queued work (a sync on CUDA): call it once per step, not per op.
+    int (*last_error)(MnrlError *err);
 } MnrlOps;
 
 // The fp32 CPU backend (OpenBLAS sgemm, OpenMP loops).

@@ -285,6 +285,7 @@ static const MnrlOps cpu_ops = {
     .mnrl_loss = ops_cpu_mnrl_loss,
     .adamw = ops_cpu_adamw,
     .clip_grad_norm = ops_cpu_clip_grad_norm,
+    .last_error = NULL,  // the CPU ops cannot fail
 };
 
 const MnrlOps *ops_cpu(void) { return &cpu_ops; }

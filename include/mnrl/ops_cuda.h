@@ -1,0 +1,27 @@
+// ops_cuda.h — the CUDA backend of the ops table (ops.h) over the launchers of kernels.h:
+// device memory from cudaMalloc, every op queued on the default stream in call order (the
+// stream dist.h's collectives use when d->cuda_stream is NULL), GEMMs through one
+// cuBLASLt handle and workspace. Ops return nothing: the first failing launch or copy is
+// recorded (file:line message) and later ops are skipped until ops->last_error reports it.
+#ifndef MNRL_OPS_CUDA_H
+#define MNRL_OPS_CUDA_H
+
+#include "mnrl/common.h"
+#include "mnrl/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// The CUDA table with bf16 activations ("cuda-bf16": bf16 compute copy of the weights,
+// fp32 master weights, statistics, gradients and optimizer) or, bf16 = 0, fp32 ones
+// ("cuda-fp32", for debugging and for comparing with the CPU). The first call selects
+// device 0 and creates the cuBLASLt handle, which live until the process ends. Fails with
+// what the runtime says (no device, no driver, ...) when there is no usable GPU.
+int ops_cuda(int bf16, const MnrlOps **ops, MnrlError *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

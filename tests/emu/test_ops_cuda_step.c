@@ -1,0 +1,269 @@
+// test_ops_cuda_step.c — whole training steps of the tiny model through the CUDA ops table
+// (ops_cuda.h, every src/kernels/*.cu, here emulated on the CPU) against the CPU backend:
+// model.c, loss.c and the AdamW step run unchanged over both tables from the same weights
+// and batches, dropout off (eval-mode forward), so every difference is the kernels'.
+//
+// Model: tests/data/parity/tiny with num_attention_heads 2 instead of 4 (head size 16, the
+// smallest the CUDA attention takes; the weights do not depend on the head count), hidden
+// 32, FFN 64, 2 layers. Batch: 5 rows of anchor, positive, 1 negative (15 sentences) with
+// lengths 1, 2, 31, 33, 75 among random ones, random token ids.
+//
+// Compared after one step (forward, MNRL loss, backward, AdamW at lr 1e-3), each error
+// relative to the CPU tensor's largest magnitude (tensor by tensor for the gradients):
+//  - fp32 activations: both sides compute in fp32 and differ only in summation order
+//    (tiled GEMM, online softmax, fixed-order reductions): observed errors ~1e-6 relative;
+//    tolerances 1e-4 for pooled, loss and every gradient, a 100x margin for the
+//    roundoff growth through 2 layers' forward and backward. Updated parameters: AdamW
+//    moves each by lr·m̂/(√v̂ + eps), nearly ±lr at step 1, so a gradient that is ~0 on
+//    the CPU can flip the sign of its step; the bound is |Δp| ≤ 2·lr everywhere and
+//    ≤ 1e-3·lr for parameters whose CPU gradient exceeds 1e-3 of its tensor's largest.
+//    The key biases' gradients are zero in exact arithmetic (a key bias adds the same
+//    q·b to every score of a softmax row), so theirs are compared with the model's
+//    largest gradient.
+//  - bf16 activations (weights' compute copy and activations rounded to bf16, u = 2^-8;
+//    statistics, softmax, pooling, loss and optimizer fp32): each activation carries
+//    ~u relative error, a layer ~a few u: pooled 2e-2, loss 1e-2 relative,
+//    gradients 1e-1 (backward compounds the forward's errors twice over); observed
+//    4e-3, 5e-4 and 3e-2. Updated parameters: ≤ lr where the CPU gradient exceeds 0.2 of
+//    its tensor's largest (observed 0.43·lr: near eps-sized clipped gradients the step
+//    lr·g/(|g| + eps) still follows g's ~1e-2 error), 2·lr everywhere.
+// Then 20 steps of loss trajectory (new random batch each step, AdamW at lr 1e-3, the
+// 20 losses compared step by step): fp32 ≤ 1e-4 absolute, bf16 ≤ 2e-2 absolute (the
+// loss is ~1.4; bf16 rounding of the updated weights moves it by ~u·loss).
+// Under ASan (MNRL_SANITIZE) the trajectory is 5 steps: the emulation is ~10x slower there.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mnrl/batch.h"
+#include "mnrl/common.h"
+#include "mnrl/loss.h"
+#include "mnrl/model.h"
+#include "mnrl/ops.h"
+#include "mnrl/ops_cuda.h"
+#include "test.h"
+
+#define ROWS 5
+#define COLS 3
+#define MAX_SEQLEN 80
+#define LR 1e-3f
+#if defined(__SANITIZE_ADDRESS__)
+#define TRAJECTORY_STEPS 5
+#else
+#define TRAJECTORY_STEPS 20
+#endif
+
+static void die_on(int rc, const MnrlError *err) {
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", err->msg);
+        exit(1);
+    }
+}
+
+// A copy of the tiny model with 2 attention heads, in a fresh temporary folder.
+static void make_model_dir(char *dir) {
+    MnrlError err = {{0}};
+    strcpy(dir, "/tmp/mnrl_ops_cuda_XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    char *data = NULL, path[512];
+    size_t len = 0;
+    die_on(mnrl_read_file(MNRL_TEST_DATA_DIR "/parity/tiny/model.safetensors", &data, &len, &err), &err);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    die_on(mnrl_write_file_atomic(path, data, len, &err), &err);
+    free(data);
+    die_on(mnrl_read_file(MNRL_TEST_DATA_DIR "/parity/tiny/config.json", &data, &len, &err), &err);
+    char *heads = strstr(data, "\"num_attention_heads\": 4");
+    CHECK(heads != NULL);
+    heads[strlen("\"num_attention_heads\": ")] = '2';
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    die_on(mnrl_write_file_atomic(path, data, len, &err), &err);
+    free(data);
+}
+
+static void remove_model_dir(const char *dir) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    remove(path);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    remove(path);
+    rmdir(dir);
+}
+
+// ROWS x COLS sentences of random ids; the first step gets the awkward lengths.
+static void make_batch(PackedBatch *pb, uint64_t seed, int vocab) {
+    static const int awkward[] = {1, 2, 31, 33, 75};
+    uint64_t rng = seed;
+    pb->S = ROWS * COLS;
+    pb->rows = ROWS;
+    pb->cols = COLS;
+    pb->cu_seqlens[0] = 0;
+    pb->max_len = 0;
+    for (int s = 0; s < pb->S; s++) {
+        int len = seed == 1 && s < 5 ? awkward[s] : 1 + (int)mnrl_rand_below(&rng, 40);
+        for (int i = 0; i < len; i++) pb->ids[pb->cu_seqlens[s] + i] = (int32_t)mnrl_rand_below(&rng, (uint64_t)vocab);
+        pb->cu_seqlens[s + 1] = pb->cu_seqlens[s] + len;
+        if (len > pb->max_len) pb->max_len = len;
+    }
+    pb->T = pb->cu_seqlens[pb->S];
+}
+
+typedef struct {
+    Model model;
+    MnrlLoss loss;
+} Side;
+
+static void side_open(Side *side, const char *dir, const MnrlOps *ops) {
+    MnrlError err = {{0}};
+    ModelLimits limits = {.max_tokens = ROWS * COLS * MAX_SEQLEN, .max_seqs = ROWS * COLS,
+                          .max_seqlen = MAX_SEQLEN, .max_anchors = ROWS, .max_candidates = ROWS * (COLS - 1)};
+    die_on(model_create(&side->model, dir, ops, &limits, &err), &err);
+    die_on(mnrl_loss_init(&side->loss, ops, 20.0f, &err), &err);
+}
+
+static void side_close(Side *side) {
+    mnrl_loss_free(&side->loss);
+    model_free(&side->model);
+}
+
+// Forward, loss and backward of one batch (gradients zeroed first); returns the loss.
+static double side_step(Side *side, const PackedBatch *pb) {
+    MnrlError err = {{0}};
+    Model *m = &side->model;
+    model_zero_grad(m);
+    die_on(model_forward(m, pb, 0, 0, 0, 0, &err), &err);
+    double loss = mnrl_loss_step(&side->loss, m->pooled, m->dpooled, ROWS, COLS, m->C, m->workspace);
+    model_backward(m, m->dpooled);
+    if (m->ops->last_error) die_on(m->ops->last_error(&err), &err);
+    return loss;
+}
+
+static void side_update(Side *side) {
+    static const AdamWOptions opt = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-6f, .weight_decay = 0.01f,
+                                     .max_grad_norm = 1.0f};
+    MnrlError err = {{0}};
+    model_optimizer_step(&side->model, LR, &opt);
+    if (side->model.ops->last_error) die_on(side->model.ops->last_error(&err), &err);
+}
+
+static float *download(const Side *side, const float *dev, size_t n) {
+    float *host = mnrl_malloc(n * sizeof(float));
+    side->model.ops->download(host, dev, n * sizeof(float));
+    return host;
+}
+
+static double max_abs_diff(const float *got, const float *want, size_t n) {
+    double diff = 0.0;
+    for (size_t i = 0; i < n; i++) diff = fmax(diff, fabs((double)got[i] - want[i]));
+    return diff;
+}
+
+// max |got - want| / max |want| over n values.
+static double relative_error(const float *got, const float *want, size_t n) {
+    double scale = 1e-30;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)want[i]));
+    return max_abs_diff(got, want, n) / scale;
+}
+
+// One step on both sides: pooled, loss, every gradient tensor, the updated parameters.
+static void check_one_step(Side *cpu, Side *gpu, const PackedBatch *pb, int bf16) {
+    double tol_pooled = bf16 ? 2e-2 : 1e-4, tol_loss = bf16 ? 1e-2 : 1e-4, tol_grad = bf16 ? 1e-1 : 1e-4;
+    double loss_cpu = side_step(cpu, pb), loss_gpu = side_step(gpu, pb);
+    const char *name = gpu->model.ops->name;
+    size_t pooled_n = (size_t)pb->S * (size_t)cpu->model.C, n = cpu->model.table.n_floats;
+    float *pooled_cpu = download(cpu, cpu->model.pooled, pooled_n), *pooled_gpu = download(gpu, gpu->model.pooled, pooled_n);
+    double pooled_err = relative_error(pooled_gpu, pooled_cpu, pooled_n);
+    double loss_err = fabs(loss_gpu - loss_cpu) / fabs(loss_cpu);
+    printf("%s step 1: loss %.7f (cpu %.7f, rel. error %.2e), pooled rel. error %.2e\n", name, loss_gpu, loss_cpu,
+           loss_err, pooled_err);
+    CHECK_MSG(pooled_err <= tol_pooled, "%s: pooled error %.3e > %.1e", name, pooled_err, tol_pooled);
+    CHECK_MSG(loss_err <= tol_loss, "%s: loss error %.3e > %.1e", name, loss_err, tol_loss);
+
+    float *grad_cpu = download(cpu, cpu->model.grads, n), *grad_gpu = download(gpu, gpu->model.grads, n);
+    const ParamTable *t = &cpu->model.table;
+    double worst = 0.0, grad_max = 0.0;
+    const char *worst_name = "";
+    for (size_t i = 0; i < n; i++) grad_max = fmax(grad_max, fabs(grad_cpu[i]));
+    for (size_t i = 0; i < t->n_tensors; i++) {
+        const ParamTensor *p = &t->tensors[i];
+        // The key bias adds q·b to every score of a softmax row, which changes nothing: its
+        // gradient is zero but for roundoff on both sides, so its error is measured against
+        // the model's largest gradient instead of its own.
+        double e = strstr(p->name, "attention.self.key.bias")
+                       ? max_abs_diff(grad_gpu + p->offset, grad_cpu + p->offset, p->numel) / grad_max
+                       : relative_error(grad_gpu + p->offset, grad_cpu + p->offset, p->numel);
+        CHECK_MSG(e <= tol_grad, "%s: gradient of %s: error %.3e > %.1e", name, p->name, e, tol_grad);
+        if (e > worst) worst = e, worst_name = p->name;
+    }
+    printf("%s step 1: worst gradient rel. error %.2e (%s) over %zu tensors\n", name, worst, worst_name, t->n_tensors);
+
+    side_update(cpu);
+    side_update(gpu);
+    float *par_cpu = mnrl_malloc(n * sizeof(float)), *par_gpu = mnrl_malloc(n * sizeof(float));
+    model_params_host(&cpu->model, par_cpu);
+    model_params_host(&gpu->model, par_gpu);
+    double worst_any = 0.0, worst_clear = 0.0, clear = bf16 ? 0.2 : 1e-3;
+    for (size_t i = 0; i < t->n_tensors; i++) {
+        const ParamTensor *p = &t->tensors[i];
+        double gmax = 0.0;
+        for (size_t j = 0; j < p->numel; j++) gmax = fmax(gmax, fabs(grad_cpu[p->offset + j]));
+        for (size_t j = 0; j < p->numel; j++) {
+            size_t k = p->offset + j;
+            double d = fabs((double)par_gpu[k] - par_cpu[k]);
+            worst_any = fmax(worst_any, d);
+            if (fabs(grad_cpu[k]) > clear * gmax) worst_clear = fmax(worst_clear, d);
+        }
+    }
+    double tol_clear = bf16 ? LR : 1e-3 * LR;
+    printf("%s step 1: updated parameters differ by at most %.2e (%.2e where the gradient is clear of 0)\n", name,
+           worst_any, worst_clear);
+    CHECK_MSG(worst_any <= 2.0 * LR + 1e-7, "%s: a parameter moved %.3e away from the CPU's", name, worst_any);
+    CHECK_MSG(worst_clear <= tol_clear, "%s: a parameter with a clear gradient is %.3e away", name, worst_clear);
+    free(pooled_cpu);
+    free(pooled_gpu);
+    free(grad_cpu);
+    free(grad_gpu);
+    free(par_cpu);
+    free(par_gpu);
+}
+
+static void check_trajectory(Side *cpu, Side *gpu, PackedBatch *pb, int bf16) {
+    double tol = bf16 ? 2e-2 : 1e-4, worst = 0.0;
+    for (int step = 0; step < TRAJECTORY_STEPS; step++) {
+        make_batch(pb, 100 + (uint64_t)step, (int)cpu->model.table.config.vocab_size);
+        double loss_cpu = side_step(cpu, pb), loss_gpu = side_step(gpu, pb);
+        side_update(cpu);
+        side_update(gpu);
+        worst = fmax(worst, fabs(loss_gpu - loss_cpu));
+        if (step == 0 || step == TRAJECTORY_STEPS - 1)
+            printf("%s trajectory step %d: loss %.6f, cpu %.6f\n", gpu->model.ops->name, step + 1, loss_gpu, loss_cpu);
+    }
+    printf("%s: %d steps, largest loss difference %.2e (tolerance %.0e)\n", gpu->model.ops->name, TRAJECTORY_STEPS,
+           worst, tol);
+    CHECK_MSG(worst <= tol, "%s: loss trajectory differs by %.3e > %.1e", gpu->model.ops->name, worst, tol);
+}
+
+int main(void) {
+    MnrlError err = {{0}};
+    char dir[64];
+    make_model_dir(dir);
+    PackedBatch pb;
+    die_on(batch_init(&pb, ROWS * COLS, ROWS * COLS * MAX_SEQLEN, MAX_SEQLEN, &err), &err);
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        const MnrlOps *ops = NULL;
+        die_on(ops_cuda(bf16, &ops, &err), &err);
+        CHECK_STR(ops->name, bf16 ? "cuda-bf16" : "cuda-fp32");
+        Side cpu, gpu;
+        side_open(&cpu, dir, ops_cpu());
+        side_open(&gpu, dir, ops);
+        make_batch(&pb, 1, (int)cpu.model.table.config.vocab_size);
+        check_one_step(&cpu, &gpu, &pb, bf16);
+        check_trajectory(&cpu, &gpu, &pb, bf16);
+        side_close(&cpu);
+        side_close(&gpu);
+    }
+    batch_free(&pb);
+    remove_model_dir(dir);
+    TEST_END();
+}
