@@ -203,6 +203,12 @@ typedef struct MnrlOps {
     int (*last_error)(MnrlError *err);
 } MnrlOps;
 
+// 0, or -1 with the first failure of ops since the last check (ops->last_error; a sync on
+// CUDA): call it once per step.
+static inline int mnrl_ops_check(const MnrlOps *ops, MnrlError *err) {
+    return ops->last_error ? ops->last_error(err) : 0;
+}
+
 // The fp32 CPU backend (OpenBLAS sgemm, OpenMP loops).
 const MnrlOps *ops_cpu(void);
 

@@ -33,6 +33,7 @@
 #include "mnrl/tokenizer.h"
 #ifdef MNRL_HAVE_CUDA
 #include "mnrl/cuda_info.h"
+#include "mnrl/ops_cuda.h"
 #endif
 
 typedef struct {
@@ -65,24 +66,31 @@ typedef struct {
         opened_sts, opened_log;
 } Trainer;
 
-// The ops backend for model.backend. Only the CPU backend exists in this version; a GPU,
-// when present, is named so that nobody mistakes a CPU run for a GPU one.
+// The ops backend for model.backend: "cpu"; "cuda" (an error naming the driver/runtime
+// problem when there is no usable GPU); "auto": CUDA when a GPU is usable, else the CPU
+// with a one-line note. On CUDA, model.precision picks bf16 or fp32 activations.
 static int select_backend(const MnrlConfig *cfg, int lead, const MnrlOps **ops, MnrlError *err) {
-    int gpus = 0;
+    *ops = ops_cpu();
+    if (cfg->model.backend == MNRL_BACKEND_CPU) return 0;
 #ifdef MNRL_HAVE_CUDA
     char description[512];
-    gpus = mnrl_cuda_describe(description, sizeof description);
-#endif
+    int gpus = mnrl_cuda_describe(description, sizeof description);
+    if (gpus > 0 || cfg->model.backend == MNRL_BACKEND_CUDA) {
+        if (ops_cuda(cfg->model.precision == MNRL_PRECISION_BF16, ops, err) != 0) {
+            return mnrl_fail_context(err, "model.backend \"%s\"",
+                                     cfg->model.backend == MNRL_BACKEND_CUDA ? "cuda" : "auto");
+        }
+        if (lead) fprintf(stderr, "backend: %s, %s\n", (*ops)->name, description);
+        return 0;
+    }
+#else
+    const char *description = "this build has no CUDA kernels: built without nvcc or with MNRL_CUDA=OFF";
     if (cfg->model.backend == MNRL_BACKEND_CUDA) {
-        return mnrl_fail(err, "model.backend: \"cuda\" is not available in this version (the CUDA "
-                              "backend is in progress); use \"cpu\" or \"auto\"");
+        return mnrl_fail(err, "model.backend: \"cuda\": %s; rebuild with the CUDA toolkit "
+                              "(cmake -DMNRL_CUDA=ON), or use \"cpu\" or \"auto\"", description);
     }
-    if (cfg->model.backend == MNRL_BACKEND_AUTO && lead) {
-        fprintf(stderr, gpus > 0 ? "warning: a GPU is present, but this version trains on the CPU "
-                                   "only (the CUDA backend is in progress)\n"
-                                 : "backend: no GPU, training on the CPU\n");
-    }
-    *ops = ops_cpu();
+#endif
+    if (lead) fprintf(stderr, "backend: no usable GPU (%s), training on the CPU\n", description);
     return 0;
 }
 
@@ -378,13 +386,14 @@ static int train_step(Trainer *tr, const uint32_t *rows, size_t n_rows, double *
     }
     *loss_out = loss;
     *norm_out = NAN;
+    if (mnrl_ops_check(m->ops, err) != 0) return -1;  // a failed kernel, not a bad batch
     if (!isfinite(loss)) return 0;
     model_backward(m, m->dpooled);
     if (sum_gradients(tr, err) != 0) return -1;
     float lr = mnrl_lr_warmup_linear((long)tr->step, (long)tr->warmup_steps, (long)tr->total_steps,
                                      (float)tr->cfg->train.lr);
     *norm_out = model_optimizer_step(m, lr, &tr->adam);
-    return 0;
+    return mnrl_ops_check(m->ops, err);
 }
 
 static int log_step(Trainer *tr, double loss, double norm, double seconds, double tokens, double texts,

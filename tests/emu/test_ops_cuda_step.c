@@ -135,7 +135,7 @@ static double side_step(Side *side, const PackedBatch *pb) {
     die_on(model_forward(m, pb, 0, 0, 0, 0, &err), &err);
     double loss = mnrl_loss_step(&side->loss, m->pooled, m->dpooled, ROWS, COLS, m->C, m->workspace);
     model_backward(m, m->dpooled);
-    if (m->ops->last_error) die_on(m->ops->last_error(&err), &err);
+    die_on(mnrl_ops_check(m->ops, &err), &err);
     return loss;
 }
 
@@ -144,7 +144,7 @@ static void side_update(Side *side) {
                                      .max_grad_norm = 1.0f};
     MnrlError err = {{0}};
     model_optimizer_step(&side->model, LR, &opt);
-    if (side->model.ops->last_error) die_on(side->model.ops->last_error(&err), &err);
+    die_on(mnrl_ops_check(side->model.ops, &err), &err);
 }
 
 static float *download(const Side *side, const float *dev, size_t n) {
