@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# run.sh — the GPU suite (issue 5 item 4), one command on a machine with a GPU:
+#   bash tests/gpu/run.sh [BUILD_DIR]        (default build-gpu; run from anywhere)
+# 1. configures BUILD_DIR for the present GPU (CMAKE_CUDA_ARCHITECTURES=native) unless it
+#    is already configured (a prebuilt build folder is used as it is), builds mnrl_cuda,
+#    the GPU twins of tests/emu/test_*.c (target gpu_tests: the emulated tests' sources
+#    linked against the nvcc-built kernels, each comparing with ops_cpu) and test_dist_nccl;
+# 2. runs every twin and test_dist_nccl;
+# 3. runs every twin under compute-sanitizer memcheck and racecheck (GPU_SANITIZE=0 skips).
+# Prints one line per run and a summary; exits 1 when anything failed.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-$ROOT/build-gpu}
+LOGS=$BUILD/gpu-logs
+SANITIZER=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
+failed=0
+passed=0
+
+# run NAME COMMAND...: one line, the log in $LOGS/NAME.log.
+run() {
+    local name=$1
+    shift
+    local start=$SECONDS
+    if (cd "$BUILD" && "$@") >"$LOGS/$name.log" 2>&1; then
+        passed=$((passed + 1))
+        echo "PASS  $name ($((SECONDS - start)) s): $(grep -E 'checks' "$LOGS/$name.log" | tail -1)"
+    else
+        failed=$((failed + 1))
+        echo "FAIL  $name ($((SECONDS - start)) s), log $LOGS/$name.log:"
+        tail -5 "$LOGS/$name.log" | sed 's/^/      /'
+    fi
+}
+
+if ! nvidia-smi -L >/dev/null 2>&1; then
+    echo "run.sh: no GPU visible (nvidia-smi -L failed); this suite needs one" >&2
+    exit 1
+fi
+nvidia-smi -L
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    cmake -S "$ROOT" -B "$BUILD" -DMNRL_WERROR=ON -DMNRL_CUDA=ON -DMNRL_LINK_BINARY=OFF \
+          -DCMAKE_CUDA_ARCHITECTURES=native || exit 1
+fi
+cmake --build "$BUILD" -j"$(nproc)" --target mnrl_cuda gpu_tests test_dist_nccl || exit 1
+mkdir -p "$LOGS"
+
+twins=$(cd "$BUILD/tests/emu" && ls gpu_* 2>/dev/null | grep -v '\.' )
+for twin in $twins; do
+    run "$twin" "tests/emu/$twin"
+done
+run test_dist_nccl env NCCL_DEBUG=WARN ctest -R '^test_dist_nccl$' --output-on-failure
+
+if [ "${GPU_SANITIZE:-1}" != 0 ]; then
+    for twin in $twins; do
+        for tool in memcheck racecheck; do
+            run "$twin.$tool" "$SANITIZER" --tool "$tool" --error-exitcode 1 "tests/emu/$twin"
+        done
+    done
+fi
+echo "GPU suite: $passed passed, $failed failed (logs in $LOGS)"
+[ "$failed" -eq 0 ]
