@@ -242,12 +242,13 @@ static void check_trajectory(Side *cpu, Side *gpu, PackedBatch *pb, int bf16) {
 
 int main(void) {
     MnrlError err = {{0}};
+    const MnrlOps *ops = NULL;
+    die_on(ops_cuda(0, &ops, &err), &err);  // no device: stop before making the folder
     char dir[64];
     make_model_dir(dir);
     PackedBatch pb;
     die_on(batch_init(&pb, ROWS * COLS, ROWS * COLS * MAX_SEQLEN, MAX_SEQLEN, &err), &err);
     for (int bf16 = 0; bf16 <= 1; bf16++) {
-        const MnrlOps *ops = NULL;
         die_on(ops_cuda(bf16, &ops, &err), &err);
         CHECK_STR(ops->name, bf16 ? "cuda-bf16" : "cuda-fp32");
         Side cpu, gpu;
