@@ -2,6 +2,7 @@
 # hidden 32, trimmed real vocabulary) and its 20-row-per-batch MNRL data: step lines,
 # metrics.jsonl, STS evaluation before/after, the exported folder, determinism (the same
 # config twice gives the same losses on the CPU), and the refusals around output.dir.
+# (model.backend "cuda" without a GPU is tests/cli/backend.sh's.)
 # Usage: bash train.sh /path/to/mnrl_cuda /path/to/repo
 source "$(dirname "$0")/../cli_lib.sh"
 
@@ -48,9 +49,6 @@ grep '"loss"' "$TMP/run/metrics.jsonl" | sed 's/.*"loss": *\([^,]*\),.*/\1/' >"$
 checks=$((checks + 1))
 cmp -s "$TMP/losses1" "$TMP/losses2" || fail "two identical runs gave different losses"
 
-expect 1 "cuda backend is not available yet" -- "$BIN" train "$TMP/tiny.json" --set model.backend=cuda \
-    --set output.dir="$TMP/run2"
-contains "$TMP/err" "model.backend"
 expect 1 "missing model folder" -- "$BIN" train "$TMP/tiny.json" --set model.path="$TMP/none" \
     --set output.dir="$TMP/run3"
 contains "$TMP/err" "$TMP/none"
