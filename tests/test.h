@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mnrl/common.h"
+
 static int test_failures = 0;
 static int test_checks = 0;
 
@@ -76,6 +78,24 @@ static inline void test_write_file(const char *path, const char *content) {
         perror(path);
         exit(1);
     }
+}
+
+// 1 when files a and b (plain or gzip, as mnrl_read_file reads them) hold the same bytes;
+// otherwise 0, naming both files and their sizes on stderr.
+static inline int test_same_file_bytes(const char *a, const char *b) {
+    char *da, *db;
+    size_t la, lb;
+    MnrlError err;
+    if (mnrl_read_file(a, &da, &la, &err) != 0) return 0;
+    if (mnrl_read_file(b, &db, &lb, &err) != 0) {
+        free(da);
+        return 0;
+    }
+    int same = la == lb && memcmp(da, db, la) == 0;
+    if (!same) fprintf(stderr, "%s (%zu bytes) differs from %s (%zu bytes)\n", a, la, b, lb);
+    free(da);
+    free(db);
+    return same;
 }
 
 // Ends main: prints the tally and returns the exit code.

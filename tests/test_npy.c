@@ -32,21 +32,6 @@ static int same_values(const NpyArray *a, const NpyArray *b) {
     return 1;
 }
 
-static int same_file_bytes(const char *a, const char *b) {
-    char *da, *db;
-    size_t la, lb;
-    MnrlError err;
-    if (mnrl_read_file(a, &da, &la, &err) != 0) return 0;
-    if (mnrl_read_file(b, &db, &lb, &err) != 0) {
-        free(da);
-        return 0;
-    }
-    int same = la == lb && memcmp(da, db, la) == 0;
-    free(da);
-    free(db);
-    return same;
-}
-
 // The values the Python script put into special_2d (inputs, not results): spot checks
 // that the reader decodes little-endian float32 in C order.
 static void test_special_values(void) {
@@ -139,7 +124,7 @@ static void test_writer_matches_np_save(void) {
             MnrlError err = {{0}};
             int rc = npy_write(tmp_path, a.data, a.ndim, a.shape, dtypes[d], &err);
             CHECK_MSG(rc == 0, "%s", err.msg);
-            CHECK_MSG(same_file_bytes(tmp_path, golden), "%s as %s", ARRAYS[i], tags[d]);
+            CHECK_MSG(test_same_file_bytes(tmp_path, golden), "%s as %s", ARRAYS[i], tags[d]);
         }
         npy_free(&a);
     }

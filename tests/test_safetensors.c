@@ -158,22 +158,6 @@ static void check_widening_against_torch(const char *narrow_path, const char *wi
     safetensors_close(wide);
 }
 
-static int same_file_bytes(const char *a, const char *b) {
-    char *da, *db;
-    size_t la, lb;
-    MnrlError err;
-    if (mnrl_read_file(a, &da, &la, &err) != 0) return 0;
-    if (mnrl_read_file(b, &db, &lb, &err) != 0) {
-        free(da);
-        return 0;
-    }
-    int same = la == lb && memcmp(da, db, la) == 0;
-    if (!same) fprintf(stderr, "%s (%zu bytes) differs from %s (%zu bytes)\n", a, la, b, lb);
-    free(da);
-    free(db);
-    return same;
-}
-
 typedef struct {
     SafetensorsWriteTensor tensors[16];
     float *values[16];
@@ -216,7 +200,7 @@ static void check_writer_matches_python(void) {
         MnrlError err = {{0}};
         int rc = safetensors_write(tmp_path, set.tensors, set.n, keys, values, 1, &err);
         CHECK_MSG(rc == 0, "%s", err.msg);
-        CHECK_MSG(same_file_bytes(tmp_path, cases[c].golden), "dtype %s", safetensors_dtype_name(cases[c].dtype));
+        CHECK_MSG(test_same_file_bytes(tmp_path, cases[c].golden), "dtype %s", safetensors_dtype_name(cases[c].dtype));
         write_set_free(&set);
     }
     // Mixed dtypes, no metadata, given in an order unlike the file's.
@@ -234,7 +218,7 @@ static void check_writer_matches_python(void) {
     MnrlError err = {{0}};
     int rc = safetensors_write(tmp_path, mixed, 5, NULL, NULL, 0, &err);
     CHECK_MSG(rc == 0, "%s", err.msg);
-    CHECK(same_file_bytes(tmp_path, DIR "/values_mixed.safetensors"));
+    CHECK(test_same_file_bytes(tmp_path, DIR "/values_mixed.safetensors"));
     for (int i = 0; i < 5; i++) free(data[i]);
     safetensors_close(f);
 }

@@ -22,10 +22,9 @@ static const char *tokenize_usage =
     "                        model_max_length, else 512)\n";
 
 static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "mnrl_cuda tokenize: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nRun 'mnrl_cuda tokenize --help' for usage.\n");
-    return 2;
+    char message[512];
+    snprintf(message, sizeof message, fmt, arg);
+    return mnrl_cli_usage_error("tokenize", message);
 }
 
 int mnrl_cmd_tokenize(int argc, char **argv) {
