@@ -11,7 +11,7 @@
 # for ST). Ours is the real trainer (`mnrl_cuda train`, evaluation off; the step time of
 # OUT/metrics.jsonl covers sampling, packing, forward, loss, backward, clip and AdamW);
 # ST then trains on exactly the batches ours recorded in OUT/batch_order.txt
-# (bench/cpu_reference.py). ROUNDS alternate ours and ST, so a machine whose load
+# (bench/st_reference.py). ROUNDS alternate ours and ST, so a machine whose load
 # changes over the run weighs on both; the figures are totals over all rounds.
 # Prints sentences/s (texts embedded per second, backward and optimizer included), real
 # tokens/s and the ratio ours/ST; writes BUILD_DIR/bench_cpu.json.
@@ -35,7 +35,7 @@ for round in $(seq 1 "$rounds"); do
         --set "train.max_steps=$((steps + warmup))" --set 'eval.sts_file=""' \
         --set "output.dir=\"$out\"" --set "data.cache_dir=\"$work/cache\"" >"$work/ours-$round.log" 2>&1 ||
         { cat "$work/ours-$round.log"; exit 1; }
-    OMP_NUM_THREADS="$threads" python3 bench/cpu_reference.py configs/demo.json --order "$out/batch_order.txt" \
+    OMP_NUM_THREADS="$threads" python3 bench/st_reference.py configs/demo.json --order "$out/batch_order.txt" \
         --steps $((steps + warmup)) --warmup "$warmup" --threads "$threads" --json "$work/st-$round.json" \
         >"$work/st-$round.log" 2>&1 || { cat "$work/st-$round.log"; exit 1; }
     echo "round $round done; load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
 # run.sh — the GPU suite (issue 5 item 4), one command on a machine with a GPU:
-#   bash tests/gpu/run.sh [BUILD_DIR]        (default build-gpu; run from anywhere)
+#   bash tests/gpu/run.sh [BUILD_DIR]          (default build-gpu; run from anywhere)
+#   bash tests/gpu/run.sh --prebuilt PACK_DIR  (a pack of scripts/gpu-pack.sh: no build,
+#                                               no Debian libraries needed on the machine)
 # 1. configures BUILD_DIR for the present GPU (CMAKE_CUDA_ARCHITECTURES=native) unless it
-#    is already configured (a prebuilt build folder is used as it is), builds mnrl_cuda,
-#    the GPU twins of tests/emu/test_*.c (target gpu_tests: the emulated tests' sources
-#    linked against the nvcc-built kernels, each comparing with ops_cpu) and test_dist_nccl;
-# 2. runs every twin and test_dist_nccl;
-# 3. runs every twin under compute-sanitizer memcheck and racecheck (GPU_SANITIZE=0 skips).
+#    is already configured, builds mnrl_cuda, the GPU twins of tests/emu/test_*.c (target
+#    gpu_tests: the emulated tests' sources linked against the nvcc-built kernels, each
+#    comparing with ops_cpu) and test_dist_nccl; with --prebuilt, takes PACK_DIR/bin;
+# 2. runs every twin, gpu_ops_cuda_step again with a 200-step loss trajectory, and
+#    test_dist_nccl;
+# 3. runs every twin under compute-sanitizer memcheck and racecheck (GPU_SANITIZE=0 skips
+#    them, GPU_SANITIZE=only runs nothing else). GPU_TIMEOUT (seconds, default 900) stops
+#    any one run that takes longer, as a failure.
 # Prints one line per run and a summary; exits 1 when anything failed.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${1:-$ROOT/build-gpu}
-LOGS=$BUILD/gpu-logs
+PREBUILT=
+if [ "${1:-}" = --prebuilt ]; then
+    PREBUILT=$(realpath "${2:?run.sh: --prebuilt needs the pack folder of scripts/gpu-pack.sh}")
+    BUILD=$PREBUILT
+    BIN=$PREBUILT/bin
+else
+    BUILD=${1:-$ROOT/build-gpu}
+    BIN=$BUILD/tests/emu
+fi
+LOGS=${GPU_LOGS:-$BUILD/gpu-logs}
 SANITIZER=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
 failed=0
 passed=0
@@ -21,7 +34,7 @@ run() {
     local name=$1
     shift
     local start=$SECONDS
-    if (cd "$BUILD" && "$@") >"$LOGS/$name.log" 2>&1; then
+    if (cd "$BUILD" && timeout "${GPU_TIMEOUT:-900}" "$@") >"$LOGS/$name.log" 2>&1; then
         passed=$((passed + 1))
         echo "PASS  $name ($((SECONDS - start)) s): $(grep -E 'checks' "$LOGS/$name.log" | tail -1)"
     else
@@ -36,23 +49,33 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
     exit 1
 fi
 nvidia-smi -L
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-    cmake -S "$ROOT" -B "$BUILD" -DMNRL_WERROR=ON -DMNRL_CUDA=ON -DMNRL_LINK_BINARY=OFF \
-          -DCMAKE_CUDA_ARCHITECTURES=native || exit 1
+if [ -n "$PREBUILT" ]; then
+    . "$ROOT/tests/gpu/prebuilt-env.sh"
+    prebuilt_env "$PREBUILT" || exit 1
+    dist_nccl="$BIN/test_dist_nccl"
+else
+    if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+        cmake -S "$ROOT" -B "$BUILD" -DMNRL_WERROR=ON -DMNRL_CUDA=ON -DMNRL_LINK_BINARY=OFF \
+              -DCMAKE_CUDA_ARCHITECTURES=native || exit 1
+    fi
+    cmake --build "$BUILD" -j"$(nproc)" --target mnrl_cuda gpu_tests test_dist_nccl || exit 1
+    dist_nccl="$BUILD/tests/test_dist_nccl"
 fi
-cmake --build "$BUILD" -j"$(nproc)" --target mnrl_cuda gpu_tests test_dist_nccl || exit 1
 mkdir -p "$LOGS"
 
-twins=$(cd "$BUILD/tests/emu" && ls gpu_* 2>/dev/null | grep -v '\.' )
-for twin in $twins; do
-    run "$twin" "tests/emu/$twin"
-done
-run test_dist_nccl env NCCL_DEBUG=WARN ctest -R '^test_dist_nccl$' --output-on-failure
+twins=$(cd "$BIN" && ls gpu_* 2>/dev/null | grep -v '\.' )
+if [ "${GPU_SANITIZE:-1}" != only ]; then
+    for twin in $twins; do
+        run "$twin" "$BIN/$twin"
+    done
+    run gpu_ops_cuda_step.200-steps "$BIN/gpu_ops_cuda_step" 200
+    run test_dist_nccl env NCCL_DEBUG=WARN "$dist_nccl"
+fi
 
 if [ "${GPU_SANITIZE:-1}" != 0 ]; then
     for twin in $twins; do
         for tool in memcheck racecheck; do
-            run "$twin.$tool" "$SANITIZER" --tool "$tool" --error-exitcode 1 "tests/emu/$twin"
+            run "$twin.$tool" "$SANITIZER" --tool "$tool" --error-exitcode 1 "$BIN/$twin"
         done
     done
 fi

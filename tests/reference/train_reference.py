@@ -190,7 +190,11 @@ def set_dropout(model, p):
             m.p = p
 
 
-def train(model, cfg, rows, steps, metrics):
+def train(model, cfg, rows, steps, metrics, bf16=False):
+    """One optimizer step per entry of steps. On a GPU the features go to the device as the
+    Trainer's collator output does, bf16=True runs the forward under torch.autocast (the
+    Trainer's bf16=True), and each step's time ends after a device synchronisation."""
+    on_gpu = model.device.type == "cuda"
     loss_fn = make_loss(model, cfg)
     opt, sched, warmup = make_optimizer(model, cfg, len(steps))
     print(f"training: {len(steps)} steps, warmup {warmup}, lr {cfg['train']['lr']}", flush=True)
@@ -202,18 +206,24 @@ def train(model, cfg, rows, steps, metrics):
         t0 = time.perf_counter()
         batch = [rows[i] for i in idx]
         features = [model.preprocess([r[c] for r in batch]) for c in range(len(batch[0]))]
+        tokenized = time.perf_counter()
+        if on_gpu:
+            features = [{k: v.to(model.device, non_blocking=True) for k, v in f.items()} for f in features]
         lr = sched.get_last_lr()[0]
-        loss = loss_fn(features, None)
+        with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(features, None)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else float("inf"))
         opt.step()
         sched.step()
         opt.zero_grad()
+        if on_gpu:
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
         tokens += sum(int(f["attention_mask"].sum()) for f in features)
         texts += sum(len(f["attention_mask"]) for f in features)
         rec = {"step": s + 1, "loss": float(loss.detach()), "grad_norm": float(norm), "lr": lr,
-               "ms": 1000 * times[-1]}
+               "ms": 1000 * times[-1], "tokenize_ms": 1000 * (tokenized - t0)}
         metrics.append(rec)
         if (s + 1) % log_every == 0 or s + 1 == len(steps):
             print(f"step {s + 1}/{len(steps)} | loss {rec['loss']:.4f} | norm {rec['grad_norm']:.3f} | "

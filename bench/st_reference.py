@@ -1,10 +1,17 @@
 #!/usr/bin/env python3
-"""The sentence-transformers side of bench/cpu.sh: trains the config's model with
-MultipleNegativesRankingLoss on torch CPU, on the rows and in the batch order that our
-trainer recorded (OUT/batch_order.txt), and reports the step times after a warm-up.
+"""The sentence-transformers side of bench/cpu.sh and bench/gpu.sh: trains the config's
+model with MultipleNegativesRankingLoss on torch CPU or one GPU, on the rows and in the
+batch order that our trainer recorded (OUT/batch_order.txt), and reports the step times
+after a warm-up.
 
-    python3 bench/cpu_reference.py CONFIG --order OUT/batch_order.txt --steps 23 --warmup 3 \
+    python3 bench/st_reference.py CONFIG --order OUT/batch_order.txt --steps 23 --warmup 3 \
         --threads 2 --json st.json
+    python3 bench/st_reference.py CONFIG --order OUT/batch_order.txt --steps 13 --warmup 3 \
+        --device cuda --bf16 --json st.json
+
+On a GPU the forward runs under bf16 autocast with --bf16 (SentenceTransformerTrainer's
+bf16=True), each step ends with a device synchronisation, and the result also holds
+torch's peak allocated and reserved GPU memory.
 
 The training step is tests/reference/train_reference.py's (SentenceTransformerTrainer's
 step: tokenize the batch, MNRL forward, backward, clip, AdamW, schedule), imported, not
@@ -41,6 +48,8 @@ def main():
     ap.add_argument("--steps", type=int, required=True, help="steps to run, warm-up included")
     ap.add_argument("--warmup", type=int, default=3, help="first steps left out of the timing")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model trains")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward (GPU)")
     ap.add_argument("--json", required=True, help="write the results here")
     args = ap.parse_args()
 
@@ -55,11 +64,11 @@ def main():
     rows = ref.read_rows(cfg["data"])
     steps = ref.read_order(args.order, len(rows))[:args.steps]
     if len(steps) <= args.warmup:
-        sys.exit(f"cpu_reference.py: {args.order} has {len(steps)} steps, need more than --warmup {args.warmup}")
-    model = SentenceTransformer(cfg["model"]["path"], device="cpu", model_kwargs={"dtype": torch.float32})
+        sys.exit(f"st_reference.py: {args.order} has {len(steps)} steps, need more than --warmup {args.warmup}")
+    model = SentenceTransformer(cfg["model"]["path"], device=args.device, model_kwargs={"dtype": torch.float32})
     model.max_seq_length = cfg["model"]["max_seq_length"]
     metrics = []
-    ref.train(model, cfg, rows, steps, metrics)
+    ref.train(model, cfg, rows, steps, metrics, bf16=args.bf16)
     timed = range(args.warmup, len(steps))
     sizes = [step_sizes(model, rows, steps[s]) for s in timed]
     seconds = sum(metrics[s]["ms"] for s in timed) / 1000.0
@@ -71,7 +80,14 @@ def main():
         "texts": sum(s[0] for s in sizes), "real_tokens": sum(s[1] for s in sizes),
         "padded_tokens": sum(s[2] for s in sizes),
         "ms_per_step": [metrics[s]["ms"] for s in timed],
+        "tokenize_ms_per_step": [metrics[s]["tokenize_ms"] for s in timed],
+        "loss": [metrics[s]["loss"] for s in range(len(steps))],
+        "device": args.device, "bf16": args.bf16,
     }
+    if args.device == "cuda":
+        result["gpu"] = torch.cuda.get_device_name()
+        result["peak_allocated_bytes"] = torch.cuda.max_memory_allocated()
+        result["peak_reserved_bytes"] = torch.cuda.max_memory_reserved()
     with open(args.json, "w") as f:
         json.dump(result, f, indent=1)
 
