@@ -20,53 +20,8 @@
 #include "mnrl/common.h"
 #include "mnrl/kernels.h"
 #include "mnrl/ops.h"
-#include "mnrl/safetensors.h"
 #include "test.h"
-
-static const double kU = 1.0 / 16777216.0;  // 2^-24
-
-typedef struct {
-    const char *name;
-    int S;
-    const int *lengths;
-} Case;
-
-static const int kAllLengths[] = {1, 2, 31, 33, 75, 128, 129, 512};
-static const int kBatch1Long[] = {129};
-static const int kBatch1Token[] = {1};
-static const int kOdd3[] = {33, 2, 75};
-static const int kOdd5[] = {512, 1, 31, 128, 2};
-static int nli_like[127];  // filled in main: lengths 1..40
-
-static double total_kernel_seconds = 0.0;
-
-static float uniform(uint64_t *rng, float lo, float hi) {
-    return lo + (hi - lo) * (float)((double)(mnrl_splitmix64(rng) >> 11) / 9007199254740992.0);
-}
-
-// Rounds host values to bf16 in place (keeping them as floats) and returns the bf16 bits.
-static uint16_t *to_bf16(float *values, size_t n) {
-    uint16_t *bits = mnrl_malloc(n * sizeof(uint16_t));
-    for (size_t i = 0; i < n; i++) {
-        bits[i] = safetensors_f32_to_bf16(values[i]);
-        values[i] = safetensors_bf16_to_f32(bits[i]);
-    }
-    return bits;
-}
-
-static void *device_copy(const void *host, size_t bytes) {
-    void *dev = NULL;
-    CHECK(cudaMalloc(&dev, bytes) == cudaSuccess);
-    if (host) cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice);
-    return dev;
-}
-
-static int all_bytes_ff(const void *p, size_t bytes) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < bytes; i++)
-        if (b[i] != 0xFF) return 0;
-    return 1;
-}
+#include "kernel_test.h"
 
 // Forward: returns the largest error / tolerance ratio over all outputs (<= 1 passes) and
 // the largest absolute error in *max_err.
@@ -78,7 +33,7 @@ static double check_forward(const Case *c, int C, int bf16, const float *inp, co
     double start = mnrl_now();
     int rc = bf16 ? mnrl_cuda_mean_pool_forward_bf16(dev_out, dev_inp, dev_cu, c->S, C, NULL, &err)
                   : mnrl_cuda_mean_pool_forward_f32(dev_out, dev_inp, dev_cu, c->S, C, NULL, &err);
-    total_kernel_seconds += mnrl_now() - start;
+    kernel_seconds += mnrl_now() - start;
     CHECK_MSG(rc == 0, "%s", err.msg);
     float *out = mnrl_malloc(out_elems * sizeof(float));
     cudaMemcpy(out, dev_out, out_elems * sizeof(float), cudaMemcpyDeviceToHost);
@@ -116,7 +71,7 @@ static double check_backward(const Case *c, int C, int bf16, int T, const int32_
     double start = mnrl_now();
     int rc = bf16 ? mnrl_cuda_mean_pool_backward_bf16(dev_dinp, dev_dout, dev_cu, c->S, C, NULL, &err)
                   : mnrl_cuda_mean_pool_backward_f32(dev_dinp, dev_dout, dev_cu, c->S, C, NULL, &err);
-    total_kernel_seconds += mnrl_now() - start;
+    kernel_seconds += mnrl_now() - start;
     CHECK_MSG(rc == 0, "%s", err.msg);
     unsigned char *raw = mnrl_malloc(dinp_elems * elem);
     cudaMemcpy(raw, dev_dinp, dinp_elems * elem, cudaMemcpyDeviceToHost);
@@ -144,15 +99,12 @@ static double check_backward(const Case *c, int C, int bf16, int T, const int32_
 }
 
 static void run_case(const Case *c, int C, int bf16, uint64_t *rng) {
-    int32_t *cu = mnrl_malloc((size_t)(c->S + 1) * sizeof(int32_t));
-    cu[0] = 0;
-    for (int s = 0; s < c->S; s++) cu[s + 1] = cu[s] + c->lengths[s];
-    int T = cu[c->S];
+    int T = 0;
+    int32_t *cu = case_offsets(c, &T);
     size_t n = (size_t)T * C;
     float *inp = mnrl_malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) inp[i] = uniform(rng, -3.0f, 3.0f) + (float)(i % C) * 0.01f;
-    uint16_t *bits = bf16 ? to_bf16(inp, n) : NULL;
-    void *dev_inp = bf16 ? device_copy(bits, n * sizeof(uint16_t)) : device_copy(inp, n * sizeof(float));
+    void *dev_inp = device_act(inp, n, bf16);  // bf16: inp rounded in place, as the kernel reads it
     int32_t *dev_cu = device_copy(cu, (size_t)(c->S + 1) * sizeof(int32_t));
 
     double fwd_err = 0.0, bwd_err = 0.0;
@@ -164,7 +116,6 @@ static void run_case(const Case *c, int C, int bf16, uint64_t *rng) {
     CHECK_MSG(bwd <= 1.0, "%s C=%d %s: backward error %.3g x tolerance", c->name, C, bf16 ? "bf16" : "fp32", bwd);
     cudaFree(dev_inp);
     cudaFree(dev_cu);
-    free(bits);
     free(inp);
     free(cu);
 }
@@ -182,18 +133,14 @@ static void check_arguments(void) {
 
 int main(void) {
     uint64_t rng = 42;
-    for (int i = 0; i < 127; i++) nli_like[i] = 1 + (int)mnrl_rand_below(&rng, 40);
-    const Case cases[] = {
-        {"all lengths (S=8)", 8, kAllLengths}, {"batch 1, 129 tokens", 1, kBatch1Long},
-        {"batch 1, 1 token", 1, kBatch1Token}, {"odd batch 3", 3, kOdd3},
-        {"odd batch 5", 5, kOdd5},             {"NLI-like S=127", 127, nli_like},
-    };
+    const Case *cases = NULL;
+    int n_cases = packed_cases(&cases);
     const int hidden[] = {64, 384};
     double start = mnrl_now();
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+    for (int k = 0; k < n_cases; k++)
         for (int h = 0; h < 2; h++)
             for (int bf16 = 0; bf16 < 2; bf16++) run_case(&cases[k], hidden[h], bf16, &rng);
     check_arguments();
-    printf("pooling kernels: %.3f s emulated, whole test %.3f s\n", total_kernel_seconds, mnrl_now() - start);
+    printf("pooling kernels: %.3f s emulated, whole test %.3f s\n", kernel_seconds, mnrl_now() - start);
     TEST_END();
 }

@@ -208,7 +208,8 @@ def train(model, cfg, rows, steps, metrics, bf16=False):
         features = [model.preprocess([r[c] for r in batch]) for c in range(len(batch[0]))]
         tokenized = time.perf_counter()
         if on_gpu:
-            features = [{k: v.to(model.device, non_blocking=True) for k, v in f.items()} for f in features]
+            features = [{k: v.to(model.device, non_blocking=True) if torch.is_tensor(v) else v
+                         for k, v in f.items()} for f in features]
         lr = sched.get_last_lr()[0]
         with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = loss_fn(features, None)
