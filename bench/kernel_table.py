@@ -22,7 +22,7 @@ def main():
         if row.get("Metric Name") != "gpu__time_duration.sum":
             continue
         value = float(row["Metric Value"].replace(",", ""))
-        scale = {"nsecond": 1, "usecond": 1e3, "msecond": 1e6, "second": 1e9}[row["Metric Unit"]]
+        scale = {"nsecond": 1, "ns": 1, "usecond": 1e3, "us": 1e3, "msecond": 1e6, "ms": 1e6, "second": 1e9, "s": 1e9}[row["Metric Unit"]]
         name = row["Kernel Name"].removeprefix("void ").split("(")[0].split("<")[0]
         total_ns[name] += value * scale
         launches[name] += 1

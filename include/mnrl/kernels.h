@@ -176,6 +176,7 @@ typedef struct {
     void *handle;  // cublasLtHandle_t
     void *workspace;
     size_t workspace_bytes;
+    void *plans;   // matmul.cu's cache of cuBLASLt descriptors and algorithms, by shape
 } MnrlGemmContext;
 // Creates the handle and allocates workspace_bytes of device memory (32 MiB suits Hopper);
 // under the emulation it leaves the handle NULL.

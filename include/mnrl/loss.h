@@ -51,8 +51,13 @@ int mnrl_loss_set_dist(MnrlLoss *l, MnrlDist *d, int max_candidates, int H, Mnrl
 // dpooled fp32 [b·cols, H] = dL/d(pooled) (NULL: the loss only, e.g. for evaluation)
 // and *loss = the global batch's loss (mean over all ranks' anchors). workspace: the
 // model's. Fails when a collective fails or the gathered candidates exceed the capacity.
+// loss NULL leaves the loss in backend memory for mnrl_loss_read: reading it waits for the
+// device, so the trainer reads it after queuing the backward pass, not before.
 int mnrl_loss_step_ranks(MnrlLoss *l, const float *pooled, float *dpooled, int b, int cols, int H,
                          void *workspace, float *loss, MnrlError *err);
+
+// The loss of the last mnrl_loss_step_ranks.
+float mnrl_loss_read(const MnrlLoss *l);
 
 // One process (no mnrl_loss_set_dist): returns the loss (mean over the b anchors).
 float mnrl_loss_step(MnrlLoss *l, const float *pooled, float *dpooled, int b, int cols, int H,

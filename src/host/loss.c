@@ -89,8 +89,14 @@ int mnrl_loss_step_ranks(MnrlLoss *l, const float *pooled, float *dpooled, int b
         }
         if (d->ops->all_reduce(d, l->loss, 1, err) != 0) return -1;
     }
-    l->ops->download(loss, l->loss, sizeof *loss);
+    if (loss) *loss = mnrl_loss_read(l);
     return 0;
+}
+
+float mnrl_loss_read(const MnrlLoss *l) {
+    float loss;
+    l->ops->download(&loss, l->loss, sizeof loss);
+    return loss;
 }
 
 float mnrl_loss_step(MnrlLoss *l, const float *pooled, float *dpooled, int b, int cols, int H,

@@ -379,16 +379,19 @@ static int train_step(Trainer *tr, const uint32_t *rows, size_t n_rows, double *
                       (uint32_t)tr->dist->rank, err) != 0) {
         return -1;
     }
-    float loss;
     if (mnrl_loss_step_ranks(&tr->loss, m->pooled, m->dpooled, (int)n_rows, tr->batch.cols, m->C, m->workspace,
-                             &loss, err) != 0) {
+                             NULL, err) != 0) {
         return -1;
     }
+    // The backward pass is queued before the loss is read: reading waits for the device,
+    // which would otherwise idle while the host queues the backward's launches. A
+    // non-finite loss then costs a wasted backward pass, and skips the update as before.
+    model_backward(m, m->dpooled);
+    const float loss = mnrl_loss_read(&tr->loss);
     *loss_out = loss;
     *norm_out = NAN;
     if (mnrl_ops_check(m->ops, err) != 0) return -1;  // a failed kernel, not a bad batch
     if (!isfinite(loss)) return 0;
-    model_backward(m, m->dpooled);
     if (sum_gradients(tr, err) != 0) return -1;
     float lr = mnrl_lr_warmup_linear((long)tr->step, (long)tr->warmup_steps, (long)tr->total_steps,
                                      (float)tr->cfg->train.lr);

@@ -21,12 +21,15 @@
 // dbias: column partial sums over fixed row ranges (fp32, kBiasRows rows of threads per
 // block) into the workspace, then kernel_util's add_partial_sums in fp64 in block order:
 // the same bits on every run.
+#include <string.h>
+
 #include <cuda_bf16.h>
 
 #ifndef CUEMU
 #include <cublasLt.h>
 #endif
 
+#include "mnrl/common.h"
 #include "mnrl/cuda_launch.h"
 #include "mnrl/kernels.h"
 #include "kernel_util.cuh"
@@ -157,53 +160,131 @@ cudaDataType_t cuda_type<__nv_bfloat16>() { return CUDA_R_16BF; }
         }                                                                                            \
     } while (0)
 
+// A cuBLASLt plan: the descriptors of one GEMM shape and the algorithm the heuristic chose
+// for it. Asking the heuristic costs tens of microseconds of host time, once per shape: the
+// 12 layers of a step (and later steps with the same token count) reuse the plan, so the
+// host keeps ahead of the GPU. The bias pointer, the only per-call attribute, is set on
+// each use.
+struct LtPlan {
+    int m, n, k, trans_a, trans_b, has_bias;
+    cudaDataType_t ab_type, d_type;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a_layout, b_layout, d_layout;
+    cublasLtMatmulAlgo_t algo;
+};
+
+const int kPlans = 64;  // a step has about a dozen shapes; token counts change between steps
+
+struct LtPlans {
+    LtPlan plan[kPlans];
+    int used, next;  // plan[0, used) valid; next: the one to replace when full
+};
+
+void plan_release(LtPlan *p) {
+    if (p->d_layout) cublasLtMatrixLayoutDestroy(p->d_layout);
+    if (p->b_layout) cublasLtMatrixLayoutDestroy(p->b_layout);
+    if (p->a_layout) cublasLtMatrixLayoutDestroy(p->a_layout);
+    if (p->desc) cublasLtMatmulDescDestroy(p->desc);
+    memset(p, 0, sizeof *p);
+}
+
+#define LT_CHECK(call, err)                                                                          \
+    do {                                                                                             \
+        cublasStatus_t lt_status_ = (call);                                                          \
+        if (lt_status_ != CUBLAS_STATUS_SUCCESS) {                                                   \
+            lt_fail = mnrl_fail((err), "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,            \
+                                cublasLtGetStatusString(lt_status_));                                \
+            goto done;                                                                               \
+        }                                                                                            \
+    } while (0)
+
+// Fills *p (key fields already set) with descriptors and the heuristic's algorithm.
+int plan_create(const MnrlGemmContext *ctx, LtPlan *p, MnrlError *err) {
+    cublasLtHandle_t handle = static_cast<cublasLtHandle_t>(ctx->handle);
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasLtMatmulHeuristicResult_t heuristic;
+    const cublasOperation_t op_a = p->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = p->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const int m = p->m, n = p->n, k = p->k;
+    int found = 0, lt_fail = 0;
+    LT_CHECK(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), err);
+    LT_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a), err);
+    LT_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b), err);
+    if (p->has_bias) {
+        const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+        LT_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue),
+                 err);
+        LT_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &p->ab_type,
+                                                sizeof p->ab_type), err);
+    }
+    LT_CHECK(cublasLtMatrixLayoutCreate(&p->a_layout, p->ab_type, p->trans_a ? k : m, p->trans_a ? m : k,
+                                        p->trans_a ? k : m), err);
+    LT_CHECK(cublasLtMatrixLayoutCreate(&p->b_layout, p->ab_type, p->trans_b ? n : k, p->trans_b ? k : n,
+                                        p->trans_b ? n : k), err);
+    LT_CHECK(cublasLtMatrixLayoutCreate(&p->d_layout, p->d_type, m, n, m), err);
+    LT_CHECK(cublasLtMatmulPreferenceCreate(&pref), err);
+    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                  &ctx->workspace_bytes, sizeof ctx->workspace_bytes), err);
+    LT_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, p->desc, p->a_layout, p->b_layout, p->d_layout, p->d_layout, pref,
+                                            1, &heuristic, &found), err);
+    if (found == 0) {
+        lt_fail = mnrl_fail(err, "%s:%d: cuBLASLt has no algorithm for a %d × %d × %d GEMM (transa %d, transb %d, "
+                            "bias %d); report this with the model's shapes", __FILE__, __LINE__, m, n, k, p->trans_a,
+                            p->trans_b, p->has_bias);
+        goto done;
+    }
+    p->algo = heuristic.algo;
+done:
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    return lt_fail;
+}
+
+// The plan of a shape: found in the context's plans, or made (replacing the oldest when full).
+LtPlan *plan_for(const MnrlGemmContext *ctx, const LtPlan &key, MnrlError *err) {
+    LtPlans *plans = static_cast<LtPlans *>(ctx->plans);
+    for (int i = 0; i < plans->used; i++) {
+        const LtPlan &p = plans->plan[i];
+        if (p.m == key.m && p.n == key.n && p.k == key.k && p.trans_a == key.trans_a && p.trans_b == key.trans_b &&
+            p.has_bias == key.has_bias && p.ab_type == key.ab_type && p.d_type == key.d_type)
+            return &plans->plan[i];
+    }
+    LtPlan *p;
+    if (plans->used < kPlans) {
+        p = &plans->plan[plans->used++];
+    } else {
+        p = &plans->plan[plans->next];
+        plans->next = (plans->next + 1) % kPlans;
+        plan_release(p);
+    }
+    *p = key;
+    if (plan_create(ctx, p, err) != 0) {
+        plan_release(p);
+        p->m = -1;  // an empty slot: matches no shape, its NULL descriptors release as nothing
+        return NULL;
+    }
+    return p;
+}
+
 // Column-major cuBLASLt GEMM D (m × n, ld m, type d_type) = op(A)·op(B) (+ bias[m] via the
 // BIAS epilogue) + beta·D, A stored (trans_a ? k × m : m × k), B (trans_b ? n × k : k × n),
 // both of type T. The row-major products of the launchers map onto it (see below).
 template <class T>
 int lt_gemm(const MnrlGemmContext *ctx, void *d, cudaDataType_t d_type, const T *a, const T *b, const T *bias,
             int m, int n, int k, bool trans_a, bool trans_b, float beta, cudaStream_t stream, MnrlError *err) {
-    cublasLtHandle_t handle = static_cast<cublasLtHandle_t>(ctx->handle);
-    cublasLtMatmulDesc_t desc = NULL;
-    cublasLtMatrixLayout_t a_layout = NULL, b_layout = NULL, d_layout = NULL;
-    cublasLtMatmulPreference_t pref = NULL;
-    cublasLtMatmulHeuristicResult_t heuristic;
-    const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-    const cudaDataType_t ab_type = cuda_type<T>();
+    LtPlan key;
+    memset(&key, 0, sizeof key);
+    key.m = m, key.n = n, key.k = k, key.trans_a = trans_a, key.trans_b = trans_b, key.has_bias = bias != NULL;
+    key.ab_type = cuda_type<T>(), key.d_type = d_type;
+    LtPlan *plan = plan_for(ctx, key, err);
+    if (!plan) return -1;
     const float alpha = 1.0f;
-    int found = 0, lt_fail = 0;
-    LT_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), err);
-    LT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a), err);
-    LT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b), err);
-    if (bias) {
-        const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-        LT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue), err);
-        LT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias), err);
-        LT_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &ab_type, sizeof ab_type),
+    int lt_fail = 0;
+    if (bias)
+        LT_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
                  err);
-    }
-    LT_CHECK(cublasLtMatrixLayoutCreate(&a_layout, ab_type, trans_a ? k : m, trans_a ? m : k, trans_a ? k : m), err);
-    LT_CHECK(cublasLtMatrixLayoutCreate(&b_layout, ab_type, trans_b ? n : k, trans_b ? k : n, trans_b ? n : k), err);
-    LT_CHECK(cublasLtMatrixLayoutCreate(&d_layout, d_type, m, n, m), err);
-    LT_CHECK(cublasLtMatmulPreferenceCreate(&pref), err);
-    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                  &ctx->workspace_bytes, sizeof ctx->workspace_bytes), err);
-    LT_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, desc, a_layout, b_layout, d_layout, d_layout, pref, 1, &heuristic,
-                                            &found), err);
-    if (found == 0) {
-        lt_fail = mnrl_fail(err, "%s:%d: cuBLASLt has no algorithm for a %d × %d × %d GEMM (transa %d, transb %d, "
-                            "bias %d); report this with the model's shapes", __FILE__, __LINE__, m, n, k, trans_a,
-                            trans_b, bias != NULL);
-        goto done;
-    }
-    LT_CHECK(cublasLtMatmul(handle, desc, &alpha, a, a_layout, b, b_layout, &beta, d, d_layout, d, d_layout,
-                            &heuristic.algo, ctx->workspace, ctx->workspace_bytes, stream), err);
+    LT_CHECK(cublasLtMatmul(static_cast<cublasLtHandle_t>(ctx->handle), plan->desc, &alpha, a, plan->a_layout, b,
+                            plan->b_layout, &beta, d, plan->d_layout, d, plan->d_layout, &plan->algo, ctx->workspace,
+                            ctx->workspace_bytes, stream), err);
 done:
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    if (d_layout) cublasLtMatrixLayoutDestroy(d_layout);
-    if (b_layout) cublasLtMatrixLayoutDestroy(b_layout);
-    if (a_layout) cublasLtMatrixLayoutDestroy(a_layout);
-    if (desc) cublasLtMatmulDescDestroy(desc);
     return lt_fail;
 }
 
@@ -281,6 +362,7 @@ int backward(const char *what, T *dinp, float *dweight, float *dbias, const T *d
 
 extern "C" int mnrl_cuda_gemm_context_create(MnrlGemmContext *ctx, size_t workspace_bytes, MnrlError *err) {
     ctx->handle = NULL;
+    ctx->plans = NULL;
     ctx->workspace = NULL;
     ctx->workspace_bytes = 0;
 #ifdef CUEMU
@@ -301,14 +383,20 @@ extern "C" int mnrl_cuda_gemm_context_create(MnrlGemmContext *ctx, size_t worksp
     }
     ctx->handle = handle;
     ctx->workspace_bytes = workspace_bytes;
+    ctx->plans = mnrl_calloc(1, sizeof(LtPlans));
     return 0;
 #endif
 }
 
 extern "C" void mnrl_cuda_gemm_context_destroy(MnrlGemmContext *ctx) {
 #ifndef CUEMU
+    LtPlans *plans = static_cast<LtPlans *>(ctx->plans);
+    if (plans)
+        for (int i = 0; i < plans->used; i++) plan_release(&plans->plan[i]);
+    free(plans);
     if (ctx->handle) cublasLtDestroy(static_cast<cublasLtHandle_t>(ctx->handle));
 #endif
+    ctx->plans = NULL;
     if (ctx->workspace) cudaFree(ctx->workspace);
     ctx->handle = NULL;
     ctx->workspace = NULL;
