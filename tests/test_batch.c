@@ -39,9 +39,22 @@ static void test_rows(void) {
     make_cache(&cache, &header, offset, tokens);
     PackedBatch pb;
     MnrlError err = {{0}};
-    CHECK(batch_init_for_rows(&pb, 3, N_COLS, 8, &err) == 0);
+    CHECK(batch_init_for_cache(&pb, &cache, 3, 8, &err) == 0);
     CHECK_EQ_INT(pb.max_seqs, 9);
-    CHECK_EQ_INT(pb.max_tokens, 72);
+    // Token capacity: per column the 3 longest texts. Column 0 holds texts 0 3 1 2
+    // (2 5 3 4 tokens): 5+4+3; column 1 texts 1 4 0 3 (3 6 2 5): 6+5+3; column 2 texts
+    // 2 5 5 4 (4 7 7 6): 7+7+6. 46, not 3·3·8 = 72.
+    CHECK_EQ_INT(pb.max_tokens, 46);
+    // No 3 of the 4 rows need more (brute force over every choice).
+    int most = 0;
+    for (int skip = 0; skip < N_ROWS; skip++) {
+        int sum = 0;
+        for (int r = 0; r < N_ROWS; r++)
+            for (int c = 0; r != skip && c < N_COLS; c++) sum += (int)text_ids[r * N_COLS + c] + 2;
+        if (sum > most) most = sum;
+    }
+    CHECK_EQ_INT(most, 45);
+    CHECK(pb.max_tokens >= most);
 
     const uint32_t rows[3] = {2, 0, 3};
     CHECK(batch_pack_rows(&pb, &cache, rows, 3, &err) == 0);
@@ -70,14 +83,15 @@ static void test_rows(void) {
     CHECK(batch_pack_rows(&pb, &cache, outside, 1, &err) == -1);
     CHECK_CONTAINS(err.msg, "row 4 is outside the data's 4 rows");
     batch_free(&pb);
-    CHECK(batch_init_for_rows(&pb, 3, N_COLS, 6, &err) == 0);
+    CHECK(batch_init_for_cache(&pb, &cache, 3, 6, &err) == 0);  // lengths capped at 6: 5+4+3 + 6+5+3 + 6+6+6
+    CHECK_EQ_INT(pb.max_tokens, 44);
     const uint32_t long_text[1] = {1};  // row 1 = texts 3, 4, 5: text 5 has 7 tokens
     CHECK(batch_pack_rows(&pb, &cache, long_text, 1, &err) == -1);
     CHECK_CONTAINS(err.msg, "text 5 has 7 tokens, outside 1..6");
     batch_free(&pb);
     CHECK(batch_init(&pb, 4, 5, 6, &err) == -1);
     CHECK_CONTAINS(err.msg, "tokens 5 >= max_seq_length");
-    CHECK(batch_init_for_rows(&pb, (size_t)1 << 40, N_COLS, 64, &err) == -1);
+    CHECK(batch_init_for_cache(&pb, &cache, (size_t)1 << 40, 64, &err) == -1);
     CHECK_CONTAINS(err.msg, "do not fit one packed step");
 }
 

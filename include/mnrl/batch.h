@@ -32,11 +32,13 @@ typedef struct {
 } PackedBatch;
 
 // batch_init: the capacities, max_tokens >= max_seqlen >= 2 (so any one text fits).
-// batch_init_for_rows: capacities for steps of `rows` training rows of `cols` columns,
-// every text at most max_seq_length tokens: max_seqs = rows·cols, max_tokens =
-// rows·cols·max_seq_length. Both fail on bad or int-overflowing limits.
+// batch_init_for_cache: capacities for steps of `rows` distinct training rows of the cache,
+// every text at most max_seq_length tokens: max_seqs = rows·cols, max_tokens = the most
+// tokens any `rows` rows of this data can hold (per column, its `rows` longest texts),
+// at most rows·cols·max_seq_length. Both fail on bad or int-overflowing limits.
 int batch_init(PackedBatch *pb, int max_seqs, int max_tokens, int max_seqlen, MnrlError *err);
-int batch_init_for_rows(PackedBatch *pb, size_t rows, size_t cols, int max_seq_length, MnrlError *err);
+int batch_init_for_cache(PackedBatch *pb, const DataCache *cache, size_t rows, int max_seq_length,
+                         MnrlError *err);
 void batch_free(PackedBatch *pb);
 
 // Packs the rows (indices into cache's row table; this rank's slice of the global batch)

@@ -20,13 +20,39 @@ int batch_init(PackedBatch *pb, int max_seqs, int max_tokens, int max_seqlen, Mn
     return 0;
 }
 
-int batch_init_for_rows(PackedBatch *pb, size_t rows, size_t cols, int max_seq_length, MnrlError *err) {
-    size_t seqs = rows * cols;
+// The most tokens that any `rows` distinct rows of the cache hold: per column, the sum of
+// its `rows` longest texts (lengths capped at max_seq_length; the packer rejects longer
+// ones). Every batch the sampler draws fits, and on data of short sentences this is far
+// below rows·cols·max_seq_length, which is what sizes every activation buffer of the step.
+// One histogram of lengths per column: O(rows of the data).
+static size_t max_batch_tokens(const DataCache *cache, size_t rows, int max_seq_length) {
+    size_t *count = mnrl_calloc((size_t)max_seq_length + 1, sizeof *count), total = 0;
+    for (size_t col = 0; col < cache->n_cols; col++) {
+        memset(count, 0, ((size_t)max_seq_length + 1) * sizeof *count);
+        for (size_t r = 0; r < cache->n_rows; r++) {
+            uint32_t len = data_cache_length(cache, cache->text_id[r * cache->n_cols + col]);
+            count[len < (uint32_t)max_seq_length ? len : (uint32_t)max_seq_length]++;
+        }
+        size_t left = rows;
+        for (int len = max_seq_length; len > 0 && left > 0; len--) {
+            size_t take = count[len] < left ? count[len] : left;
+            total += take * (size_t)len;
+            left -= take;
+        }
+    }
+    free(count);
+    return total;
+}
+
+int batch_init_for_cache(PackedBatch *pb, const DataCache *cache, size_t rows, int max_seq_length, MnrlError *err) {
+    size_t cols = cache->n_cols, seqs = rows * cols;
     if (rows == 0 || cols == 0 || max_seq_length < 2 || seqs / cols != rows || seqs > INT_MAX ||
         seqs > (size_t)INT_MAX / (size_t)max_seq_length)
         return mnrl_fail(err, "batch.c: %zu rows x %zu columns x %d tokens do not fit one packed step; "
                               "lower train.batch_size or data.max_seq_length", rows, cols, max_seq_length);
-    return batch_init(pb, (int)seqs, (int)seqs * max_seq_length, max_seq_length, err);
+    size_t tokens = max_batch_tokens(cache, rows, max_seq_length);
+    if (tokens < (size_t)max_seq_length) tokens = (size_t)max_seq_length;  // batch_init's floor
+    return batch_init(pb, (int)seqs, (int)tokens, max_seq_length, err);
 }
 
 void batch_free(PackedBatch *pb) {

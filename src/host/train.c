@@ -137,7 +137,7 @@ static int open_data(Trainer *tr, MnrlError *err) {
 static int open_model(Trainer *tr, MnrlError *err) {
     const MnrlConfig *cfg = tr->cfg;
     size_t rows = tr->per_rank, cols = tr->cache.n_cols;
-    if (batch_init_for_rows(&tr->batch, rows, cols, cfg->model.max_seq_length, err) != 0) return -1;
+    if (batch_init_for_cache(&tr->batch, &tr->cache, rows, cfg->model.max_seq_length, err) != 0) return -1;
     tr->opened_batch = 1;
     // The loss scores this rank's rows against the candidates of the whole global batch.
     int max_candidates = (int)((size_t)cfg->train.batch_size * (cols - 1));
