@@ -17,9 +17,10 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 pack="$(realpath -m "${1:-$root/build-gpu-pack}")"
 arch="${2:-90a}"
 build="$pack-build"  # beside the pack, which then travels alone
+mkdir -p "$build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMNRL_WERROR=ON -DMNRL_CUDA=ON -DMNRL_MPI=OFF \
-      -DMNRL_LINK_BINARY=OFF -DCMAKE_CUDA_ARCHITECTURES="$arch" >"$build.configure.log"
-cmake --build "$build" -j"$(nproc)" --target mnrl_cuda gpu_tests test_dist_nccl >"$build.build.log"
+      -DMNRL_LINK_BINARY=OFF -DCMAKE_CUDA_ARCHITECTURES="$arch" >"$build/configure.log"
+cmake --build "$build" -j"$(nproc)" --target mnrl_cuda gpu_tests test_dist_nccl >"$build/build.log"
 rm -rf "$pack/bin" "$pack/libs"
 mkdir -p "$pack/bin" "$pack/libs"
 cp "$build/mnrl_cuda" "$build/tests/test_dist_nccl" "$pack/bin/"
