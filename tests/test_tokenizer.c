@@ -281,6 +281,9 @@ static void check_load_errors(void) {
     CHECK_CONTAINS(load_error(dir), "the unk_token token \"<unk>\" is not in the vocabulary");
     write_text(dir, "tokenizer_config.json", "{\"model_max_length\": 1e30}");
     CHECK_STR(load_error(dir), "");
+    // What transformers writes for "no limit": int(1e30), as an integer literal.
+    write_text(dir, "tokenizer_config.json", "{\"model_max_length\": 1000000000000000019884624838656}");
+    CHECK_STR(load_error(dir), "");
     write_text(dir, "tokenizer.json", "{\"added_tokens\": [{\"id\": 9, \"content\": \"<x>\", \"normalized\": false}]}");
     CHECK_CONTAINS(load_error(dir), "added token \"<x>\" of tokenizer.json is not in the vocabulary");
     write_text(dir, "tokenizer.json", "{\"added_tokens\": [{\"id\": 4, \"content\": \"##s\", \"normalized\": true}]}");

@@ -534,13 +534,14 @@ static int read_token(json_t *obj, const char *key, char *out, size_t cap, const
     return copy_setting(out, cap, json_string_value(v), path, key, err);
 }
 
-static int load_json(const char *dir, const char *name, json_t **out, char *path, size_t cap, MnrlError *err) {
+static int load_json(const char *dir, const char *name, size_t flags, json_t **out, char *path, size_t cap,
+                     MnrlError *err) {
     *out = NULL;
     if (mnrl_path_join(path, cap, dir, name) != 0)
         return mnrl_fail(err, "%s/%s: path too long; use a shorter model folder path", dir, name);
     if (!mnrl_file_exists(path)) return 0;
     json_error_t jerr;
-    *out = json_load_file(path, 0, &jerr);
+    *out = json_load_file(path, flags, &jerr);
     if (!*out) return mnrl_fail(err, "%s:%d: invalid JSON: %s; fix or remove the file", path, jerr.line, jerr.text);
     if (!json_is_object(*out)) {
         json_decref(*out);
@@ -703,9 +704,12 @@ static int load_settings(const char *model_dir, Settings *s, json_t **config, js
     *s = (Settings){.clean_text = 1, .handle_chinese = 1, .lowercase = 1, .strip_accents = -1,
                     .unk = "[UNK]", .cls = "[CLS]", .sep = "[SEP]", .pad = "[PAD]", .mask = "[MASK]",
                     .model_max_length = 512};
-    if (load_json(model_dir, "tokenizer.json", tokenizer_json, path, sizeof path, err) != 0) return -1;
+    if (load_json(model_dir, "tokenizer.json", 0, tokenizer_json, path, sizeof path, err) != 0) return -1;
     if (*tokenizer_json && read_tokenizer_json(*tokenizer_json, s, path, err) != 0) return -1;
-    if (load_json(model_dir, "tokenizer_config.json", config, path, sizeof path, err) != 0) return -1;
+    // Integers as reals: for "no limit" transformers writes model_max_length as the integer
+    // int(1e30) = 1000000000000000019884624838656, beyond jansson's integers.
+    if (load_json(model_dir, "tokenizer_config.json", JSON_DECODE_INT_AS_REAL, config, path, sizeof path, err) != 0)
+        return -1;
     if (*config && read_tokenizer_config(*config, s, path, err) != 0) return -1;
     return 0;
 }
