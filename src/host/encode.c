@@ -28,6 +28,8 @@ int encoder_run(Encoder *e, const char *const *texts, const size_t *lens, size_t
         size_t packed = batch_pack_texts(&e->batch, e->tok, texts + done, lens + done, n - done);
         if (model_forward(e->model, &e->batch, 0, 0, 0, 0, err) != 0) return -1;
         ops->download(out + done * H, e->model->pooled, packed * H * sizeof(float));
+        // A failed kernel (CUDA) skips the later ops: stop before its garbage is used.
+        if (mnrl_ops_check(ops, err) != 0) return -1;
         done += packed;
     }
     return 0;
