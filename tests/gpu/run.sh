@@ -11,7 +11,8 @@
 #    test_dist_nccl;
 # 3. runs every twin under compute-sanitizer memcheck and racecheck (GPU_SANITIZE=0 skips
 #    them, GPU_SANITIZE=only runs nothing else). GPU_TIMEOUT (seconds, default 900) stops
-#    any one run that takes longer, as a failure.
+#    any one run that takes longer, as a failure; GPU_TWINS (an extended regex) picks the
+#    twins to run, e.g. GPU_TWINS='mnrl_loss|pooling'.
 # Prints one line per run and a summary; exits 1 when anything failed.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -63,7 +64,7 @@ else
 fi
 mkdir -p "$LOGS"
 
-twins=$(cd "$BIN" && ls gpu_* 2>/dev/null | grep -v '\.' )
+twins=$(cd "$BIN" && ls gpu_* 2>/dev/null | grep -v '\.' | grep -E "${GPU_TWINS:-.}")
 if [ "${GPU_SANITIZE:-1}" != only ]; then
     for twin in $twins; do
         run "$twin" "$BIN/$twin"
