@@ -22,7 +22,7 @@
 //    kernel serves wpe.
 //  - dwtt (every token adds to row 0) is a column sum: kSumBlocks blocks leave fp32
 //    partial sums over fixed token ranges in the workspace, and add_partial_sums
-//    (kernel_util.cuh) adds them in fp64 in block order.
+//    (kernel_util.cuh) adds them in fp64 in a fixed order.
 #include <cuda_bf16.h>
 
 #include "mnrl/cuda_launch.h"
@@ -150,7 +150,7 @@ int backward(const char *what, float *dwte, float *dwpe, float *dwtt, const T *d
     const dim3 grid((unsigned)((C + kSumCols - 1) / kSumCols), kSumBlocks);
     CUDA_LAUNCH(grid, dim3(kSumCols, kSumRows), 0, stream, column_partials_kernel<T>)(partials, dout, Tn, C);
     CUDA_CHECK(cudaGetLastError(), err);
-    return add_partial_sums(dwtt, partials, kSumBlocks, C, stream, err);
+    return add_partial_sums(dwtt, NULL, partials, kSumBlocks, C, stream, err);
 }
 
 }  // namespace

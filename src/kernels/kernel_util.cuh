@@ -3,14 +3,22 @@
 //  - to_f32 / from_f32 / store: one spelling of "read an act element as fp32" and "round
 //    fp32 to the act dtype" for the fp32 and bf16 template instances (round to nearest
 //    even, as torch's .to(torch.bfloat16));
+//  - Pack / load_f32 / store_f32: V consecutive elements moved as one access; with
+//    V = kVec<T> that is one 16-byte load or store (8 bf16 or 4 fp32), the widest a thread
+//    issues. The launchers pick V = kVec<T> only when aligned16() holds for every pointer
+//    and the row length is a multiple of V, and V = 1 otherwise (same arithmetic);
 //  - warp_sum: a butterfly sum over the 32 lanes of a warp; every lane ends with the same
 //    bits (each level adds the same two values in either order);
 //  - add_partial_sums: the deterministic second stage of a column reduction whose first
 //    stage left one fp32 partial per block and column in a workspace:
-//    acc[c] += Σ_k partials[k][c], summed in fp64 in block order, so the result is the same
-//    for any scheduling, without float atomics.
+//    acc[c] += Σ_k partials[k][c], summed in fp64 in a fixed order (slice s of a block
+//    adds parts s, s + kPartialSlices, ...; the slices are then added in slice order), so
+//    the result is the same for any scheduling, without float atomics. One launch can
+//    serve two outputs of C columns each (LayerNorm's dweight and dbias).
 #ifndef MNRL_KERNEL_UTIL_CUH
 #define MNRL_KERNEL_UTIL_CUH
+
+#include <stdint.h>
 
 #include <cuda_bf16.h>
 
@@ -29,28 +37,74 @@ __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { retu
 template <class T>
 __device__ __forceinline__ void store(T *p, float x) { *p = from_f32<T>(x); }
 
+// V consecutive elements of T, aligned to their size so that a copy is one access.
+template <class T, int V>
+struct alignas(sizeof(T) * V) Pack {
+    T v[V];
+};
+
+template <class T>
+constexpr int kVec = 16 / (int)sizeof(T);  // elements per 16-byte access: 4 fp32, 8 bf16
+
+template <class T, int V>
+__device__ __forceinline__ void load_f32(float (&x)[V], const Pack<T, V> &p) {
+    for (int e = 0; e < V; e++) x[e] = to_f32(p.v[e]);
+}
+
+template <class T, int V>
+__device__ __forceinline__ void load_f32(float (&x)[V], const T *p) {
+    load_f32(x, *reinterpret_cast<const Pack<T, V> *>(p));
+}
+
+template <class T, int V>
+__device__ __forceinline__ void store_f32(T *p, const float (&x)[V]) {
+    Pack<T, V> out;
+    for (int e = 0; e < V; e++) out.v[e] = from_f32<T>(x[e]);
+    *reinterpret_cast<Pack<T, V> *>(p) = out;
+}
+
+// Host side: whether every pointer allows 16-byte accesses (NULL does).
+inline bool aligned16() { return true; }
+template <class... P>
+inline bool aligned16(const void *p, P... rest) {
+    return (uintptr_t)p % 16 == 0 && aligned16(rest...);
+}
+
 template <class F>
 __device__ __forceinline__ F warp_sum(F x) {
     for (int offset = 16; offset > 0; offset >>= 1) x += __shfl_xor_sync(0xffffffffu, x, offset);
     return x;
 }
 
-const int kPartialSumThreads = 256;
+const int kPartialCols = 32;    // columns per block of add_partial_sums_kernel
+const int kPartialSlices = 8;   // rows of threads: independent fp64 sums over the parts
 
-__global__ void __launch_bounds__(kPartialSumThreads)
-    add_partial_sums_kernel(float *acc, const float *partials, int parts, int C) {
-    const int c = blockIdx.x * kPartialSumThreads + threadIdx.x;
-    if (c >= C) return;
+// cols = C, or 2C when acc2 takes columns [C, 2C) of the partials (row stride cols).
+__global__ void __launch_bounds__(kPartialCols *kPartialSlices)
+    add_partial_sums_kernel(float *acc, float *acc2, const float *partials, int parts, int C, int cols) {
+    __shared__ double slice_sums[kPartialSlices][kPartialCols];
+    const int c = blockIdx.x * kPartialCols + threadIdx.x;
     double sum = 0.0;
-    for (int k = 0; k < parts; k++) sum += partials[(size_t)k * C + c];
-    acc[c] += (float)sum;
+    if (c < cols)
+        for (int k = threadIdx.y; k < parts; k += kPartialSlices) sum += partials[(size_t)k * cols + c];
+    slice_sums[threadIdx.y][threadIdx.x] = sum;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < cols) {
+        double total = 0.0;
+        for (int s = 0; s < kPartialSlices; s++) total += slice_sums[s][threadIdx.x];
+        float *dst = c < C ? acc + c : acc2 + (c - C);
+        *dst += (float)total;
+    }
 }
 
-// Enqueues acc[c] += Σ_k partials[k·C + c] for c < C (fp64 sum in k order).
-inline int add_partial_sums(float *acc, const float *partials, int parts, int C,
+// Enqueues acc[c] += Σ_k partials[k·cols + c] for c < C, and when acc2 is given (cols = 2C)
+// acc2[c] += Σ_k partials[k·cols + C + c]; fp64 sums in the fixed order above.
+inline int add_partial_sums(float *acc, float *acc2, const float *partials, int parts, int C,
                             cudaStream_t stream, MnrlError *err) {
-    const unsigned blocks = (unsigned)((C + kPartialSumThreads - 1) / kPartialSumThreads);
-    CUDA_LAUNCH(blocks, kPartialSumThreads, 0, stream, add_partial_sums_kernel)(acc, partials, parts, C);
+    const int cols = acc2 ? 2 * C : C;
+    const unsigned blocks = (unsigned)((cols + kPartialCols - 1) / kPartialCols);
+    CUDA_LAUNCH(blocks, dim3(kPartialCols, kPartialSlices), 0, stream, add_partial_sums_kernel)(
+        acc, acc2, partials, parts, C, cols);
     CUDA_CHECK(cudaGetLastError(), err);
     return 0;
 }

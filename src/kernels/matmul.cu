@@ -19,8 +19,9 @@
 //    micro-tiles over generic strides, so one kernel serves all three products; the same
 //    epilogues (bias, accumulate) and the same exact-GELU kernel.
 // dbias: column partial sums over fixed row ranges (fp32, kBiasRows rows of threads per
-// block) into the workspace, then kernel_util's add_partial_sums in fp64 in block order:
-// the same bits on every run.
+// block, a lane owning 8 bf16 or 4 fp32 columns read 16 bytes at a time) into the
+// workspace, then kernel_util's add_partial_sums in fp64 in a fixed order: the same bits
+// on every run.
 #include <string.h>
 
 #include <cuda_bf16.h>
@@ -40,9 +41,8 @@ const int kTile = 64;           // output tile of gemm_kernel
 const int kThreads = 256;       // 16 × 16 threads, 4 × 4 outputs each
 const int kK = 16;              // K per shared-memory stage
 const int kStride = kTile + 1;  // padded shared-memory rows
-const int kBiasCols = 32;       // dbias: columns per block
-const int kBiasRows = 8;        // dbias: rows of threads per block
-const int kBiasParts = 64;      // dbias: at most this many row ranges (partials per column)
+const int kBiasRows = 8;        // dbias: rows of threads per block (a warp each)
+const int kBiasParts = 128;     // dbias: at most this many row ranges (partials per column)
 
 // Element (r, c) of a strided matrix view.
 template <class T>
@@ -100,22 +100,28 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // partials[blockIdx.y][c] = Σ of dout[t][c] over the block's row range (fp32: each thread
-// row adds every kBiasRows-th row, then the rows of threads are added in order).
-template <class T>
-__global__ void __launch_bounds__(kBiasCols *kBiasRows)
+// row adds every kBiasRows-th row, then the rows of threads are added in order). Lane x
+// owns the V columns from (blockIdx.x·32 + x)·V; the order per column does not depend on V.
+template <class T, int V>
+__global__ void __launch_bounds__(32 * kBiasRows)
     bias_partial_kernel(float *partials, const T *dout, int rows, int OC, int rows_per_part) {
-    __shared__ float sums[kBiasRows][kBiasCols];
-    const int c = blockIdx.x * kBiasCols + threadIdx.x;
+    __shared__ float sums[kBiasRows][32 * V];
+    const int c = (blockIdx.x * 32 + threadIdx.x) * V;
     const int begin = blockIdx.y * rows_per_part, end = min(rows, begin + rows_per_part);
-    float sum = 0.0f;
+    float sum[V] = {};
     if (c < OC)
-        for (int t = begin + threadIdx.y; t < end; t += kBiasRows) sum += to_f32(dout[(size_t)t * OC + c]);
-    sums[threadIdx.y][threadIdx.x] = sum;
+        for (int t = begin + threadIdx.y; t < end; t += kBiasRows) {
+            float x[V];
+            load_f32(x, dout + (size_t)t * OC + c);
+            for (int e = 0; e < V; e++) sum[e] += x[e];
+        }
+    for (int e = 0; e < V; e++) sums[threadIdx.y][threadIdx.x * V + e] = sum[e];
     __syncthreads();
     if (threadIdx.y == 0 && c < OC) {
-        float total = 0.0f;
-        for (int r = 0; r < kBiasRows; r++) total += sums[r][threadIdx.x];
-        partials[(size_t)blockIdx.y * OC + c] = total;
+        float total[V] = {};
+        for (int r = 0; r < kBiasRows; r++)
+            for (int e = 0; e < V; e++) total[e] += sums[r][threadIdx.x * V + e];
+        store_f32(partials + (size_t)blockIdx.y * OC + c, total);
     }
 }
 
@@ -125,10 +131,17 @@ template <class T>
 int bias_grad(float *dbias, const T *dout, int rows, int OC, void *workspace, cudaStream_t stream, MnrlError *err) {
     const int parts = bias_parts(rows), rows_per_part = (rows + parts - 1) / parts;
     float *partials = static_cast<float *>(workspace);
-    CUDA_LAUNCH(dim3((unsigned)((OC + kBiasCols - 1) / kBiasCols), (unsigned)parts), dim3(kBiasCols, kBiasRows), 0,
-                stream, bias_partial_kernel<T>)(partials, dout, rows, OC, rows_per_part);
+    const dim3 block(32, kBiasRows);
+    if (OC % kVec<T> == 0 && aligned16(dout, partials)) {
+        const unsigned col_blocks = (unsigned)((OC + 32 * kVec<T> - 1) / (32 * kVec<T>));
+        CUDA_LAUNCH(dim3(col_blocks, (unsigned)parts), block, 0, stream, bias_partial_kernel<T, kVec<T>>)(
+            partials, dout, rows, OC, rows_per_part);
+    } else {
+        CUDA_LAUNCH(dim3((unsigned)((OC + 31) / 32), (unsigned)parts), block, 0, stream, bias_partial_kernel<T, 1>)(
+            partials, dout, rows, OC, rows_per_part);
+    }
     CUDA_CHECK(cudaGetLastError(), err);
-    return add_partial_sums(dbias, partials, parts, OC, stream, err);
+    return add_partial_sums(dbias, NULL, partials, parts, OC, stream, err);
 }
 
 // The portable GEMM: d (M × N, row stride ldd) (+)= A·Bᵀ-view products (see gemm_kernel).
