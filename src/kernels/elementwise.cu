@@ -9,8 +9,11 @@
 // Dropout follows the rng.h mapping exactly as ops_cpu does: element e uses word e % 4 of
 // Philox block e / 4 of (seed, rng_stream), kept when its 24-bit uniform < keep_prob and
 // then multiplied by the fp32 1/keep_prob — the same product as the CPU's, so fp32
-// results are the CPU's bit for bit. One thread per Philox block (4 elements).
-// All kernels are grid-stride loops over size_t n, so any n fits a capped grid.
+// results are the CPU's bit for bit.
+// Every op is a body for kernel_util's elementwise_kernel: vectors of 8 bf16 or 4 fp32
+// elements (conversions 4, the fp32 side's width), one 16-byte access per operand when the
+// pointers allow. A dropout vector starts at a multiple of 4, so it covers whole Philox
+// blocks.
 #include <cuda_bf16.h>
 
 #include "mnrl/cuda_launch.h"
@@ -20,73 +23,90 @@
 
 namespace {
 
-const int kThreads = 256;
-const size_t kMaxBlocks = 8192;
 constexpr float kSqrtHalf = 0.70710678118654752440f;     // 1/√2
 constexpr float kInvSqrt2Pi = 0.39894228040143267794f;   // 1/√(2π)
 
 __device__ __forceinline__ float gelu_cdf(float x) { return 0.5f * erfcf(-x * kSqrtHalf); }
 
 template <class T>
-__global__ void __launch_bounds__(kThreads) gelu_forward_kernel(T *out, const T *inp, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * kThreads + threadIdx.x; i < n; i += (size_t)gridDim.x * kThreads) {
-        const float x = to_f32(inp[i]);
-        store(&out[i], x * gelu_cdf(x));
+struct GeluForward {
+    static constexpr int kWidth = kVec<T>;
+    T *out;
+    const T *inp;
+    bool aligned() const { return aligned16(out, inp); }
+    template <int W>
+    __device__ void run(size_t e) const {
+        float x[W];
+        load_f32(x, inp + e);
+        for (int k = 0; k < W; k++) x[k] = x[k] * gelu_cdf(x[k]);
+        store_f32(out + e, x);
     }
-}
+};
 
 // gelu'(x) = Φ(x) + x·φ(x). dinp may be dout: each element is read before it is written.
 template <class T>
-__global__ void __launch_bounds__(kThreads)
-    gelu_backward_kernel(T *dinp, const T *inp, const T *dout, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * kThreads + threadIdx.x; i < n; i += (size_t)gridDim.x * kThreads) {
-        const float x = to_f32(inp[i]);
-        const float pdf = kInvSqrt2Pi * expf(-0.5f * x * x);
-        store(&dinp[i], to_f32(dout[i]) * (gelu_cdf(x) + x * pdf));
-    }
-}
-
-// out may be inp.
-template <class T>
-__global__ void __launch_bounds__(kThreads)
-    dropout_kernel(T *out, const T *inp, size_t n, float keep_prob, float keep_scale, uint64_t seed,
-                   uint64_t rng_stream) {
-    const size_t blocks = (n + 3) / 4;
-    for (size_t q = (size_t)blockIdx.x * kThreads + threadIdx.x; q < blocks; q += (size_t)gridDim.x * kThreads) {
-        const MnrlPhilox4 words = mnrl_rng_block(seed, rng_stream, q);
-        for (int k = 0; k < 4 && 4 * q + k < n; k++) {
-            const size_t e = 4 * q + k;
-            const float mask = mnrl_rng_uniform(words.v[k]) < keep_prob ? keep_scale : 0.0f;
-            store(&out[e], to_f32(inp[e]) * mask);
+struct GeluBackward {
+    static constexpr int kWidth = kVec<T>;
+    T *dinp;
+    const T *inp, *dout;
+    bool aligned() const { return aligned16(dinp, inp, dout); }
+    template <int W>
+    __device__ void run(size_t e) const {
+        float x[W], d[W];
+        load_f32(x, inp + e);
+        load_f32(d, dout + e);
+        for (int k = 0; k < W; k++) {
+            const float pdf = kInvSqrt2Pi * expf(-0.5f * x[k] * x[k]);
+            d[k] = d[k] * (gelu_cdf(x[k]) + x[k] * pdf);
         }
+        store_f32(dinp + e, d);
     }
-}
+};
+
+// out may be inp. Element e is kept by word e % 4 of Philox block e / 4.
+template <class T>
+struct Dropout {
+    static constexpr int kWidth = kVec<T>;
+    T *out;
+    const T *inp;
+    float keep_prob, keep_scale;
+    uint64_t seed, rng_stream;
+    bool aligned() const { return aligned16(out, inp); }
+    template <int W>
+    __device__ void run(size_t e) const {
+        float x[W];
+        load_f32(x, inp + e);
+        MnrlPhilox4 words;
+        for (int k = 0; k < W; k++) {
+            if (k == 0 || (e + k) % 4 == 0) words = mnrl_rng_block(seed, rng_stream, (e + k) / 4);
+            x[k] *= mnrl_rng_uniform(words.v[(e + k) % 4]) < keep_prob ? keep_scale : 0.0f;
+        }
+        store_f32(out + e, x);
+    }
+};
 
 template <class D, class S>
-__global__ void __launch_bounds__(kThreads) convert_kernel(D *dst, const S *src, size_t n) {
-    for (size_t i = (size_t)blockIdx.x * kThreads + threadIdx.x; i < n; i += (size_t)gridDim.x * kThreads)
-        store(&dst[i], to_f32(src[i]));
-}
-
-unsigned blocks_for(size_t items) {
-    const size_t blocks = (items + kThreads - 1) / kThreads;
-    return (unsigned)(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
+struct Convert {
+    static constexpr int kWidth = kVec<D> < kVec<S> ? kVec<D> : kVec<S>;
+    D *dst;
+    const S *src;
+    bool aligned() const { return aligned16(dst, src); }
+    template <int W>
+    __device__ void run(size_t e) const {
+        float x[W];
+        load_f32(x, src + e);
+        store_f32(dst + e, x);
+    }
+};
 
 template <class T>
 int gelu_forward(T *out, const T *inp, size_t n, cudaStream_t stream, MnrlError *err) {
-    if (n == 0) return 0;
-    CUDA_LAUNCH(blocks_for(n), kThreads, 0, stream, gelu_forward_kernel<T>)(out, inp, n);
-    CUDA_CHECK(cudaGetLastError(), err);
-    return 0;
+    return launch_elementwise(GeluForward<T>{out, inp}, n, stream, err);
 }
 
 template <class T>
 int gelu_backward(T *dinp, const T *inp, const T *dout, size_t n, cudaStream_t stream, MnrlError *err) {
-    if (n == 0) return 0;
-    CUDA_LAUNCH(blocks_for(n), kThreads, 0, stream, gelu_backward_kernel<T>)(dinp, inp, dout, n);
-    CUDA_CHECK(cudaGetLastError(), err);
-    return 0;
+    return launch_elementwise(GeluBackward<T>{dinp, inp, dout}, n, stream, err);
 }
 
 // keep_prob = 1 is the identity and draws no numbers (ops.h): a copy unless in place.
@@ -101,18 +121,12 @@ int dropout(const char *what, T *out, const T *inp, size_t n, float keep_prob, u
         if (out != inp) CUDA_CHECK(cudaMemcpyAsync(out, inp, n * sizeof(T), cudaMemcpyDeviceToDevice, stream), err);
         return 0;
     }
-    CUDA_LAUNCH(blocks_for((n + 3) / 4), kThreads, 0, stream, dropout_kernel<T>)(
-        out, inp, n, keep_prob, 1.0f / keep_prob, seed, rng_stream);
-    CUDA_CHECK(cudaGetLastError(), err);
-    return 0;
+    return launch_elementwise(Dropout<T>{out, inp, keep_prob, 1.0f / keep_prob, seed, rng_stream}, n, stream, err);
 }
 
 template <class D, class S>
 int convert(D *dst, const S *src, size_t n, cudaStream_t stream, MnrlError *err) {
-    if (n == 0) return 0;
-    CUDA_LAUNCH(blocks_for(n), kThreads, 0, stream, convert_kernel<D, S>)(dst, src, n);
-    CUDA_CHECK(cudaGetLastError(), err);
-    return 0;
+    return launch_elementwise(Convert<D, S>{dst, src}, n, stream, err);
 }
 
 }  // namespace

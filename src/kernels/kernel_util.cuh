@@ -7,6 +7,9 @@
 //    V = kVec<T> that is one 16-byte load or store (8 bf16 or 4 fp32), the widest a thread
 //    issues. The launchers pick V = kVec<T> only when aligned16() holds for every pointer
 //    and the row length is a multiple of V, and V = 1 otherwise (same arithmetic);
+//  - elementwise_kernel / launch_elementwise: a grid-stride loop over size_t n (any n fits
+//    the capped grid) in vectors of V = Body::kWidth elements when body.aligned(), else 1;
+//    the n % V elements after the last whole vector go one per thread;
 //  - warp_sum: a butterfly sum over the 32 lanes of a warp; every lane ends with the same
 //    bits (each level adds the same two values in either order);
 //  - add_partial_sums: the deterministic second stage of a column reduction whose first
@@ -19,6 +22,7 @@
 #define MNRL_KERNEL_UTIL_CUH
 
 #include <stdint.h>
+#include <string.h>
 
 #include <cuda_bf16.h>
 
@@ -46,6 +50,36 @@ struct alignas(sizeof(T) * V) Pack {
 template <class T>
 constexpr int kVec = 16 / (int)sizeof(T);  // elements per 16-byte access: 4 fp32, 8 bf16
 
+// The unsigned type of each access size: a Pack moves through one of these, which is what
+// makes the compiler issue one wide access (a struct copy is split into its elements).
+template <int BYTES>
+struct Raw;
+template <>
+struct Raw<2> { typedef unsigned short type; };
+template <>
+struct Raw<4> { typedef unsigned int type; };
+template <>
+struct Raw<8> { typedef uint2 type; };
+template <>
+struct Raw<16> { typedef uint4 type; };
+
+template <class T, int V>
+__device__ __forceinline__ Pack<T, V> load_pack(const T *p) {
+    typedef typename Raw<sizeof(Pack<T, V>)>::type R;
+    const R raw = *reinterpret_cast<const R *>(p);
+    Pack<T, V> out;
+    memcpy(&out, &raw, sizeof out);
+    return out;
+}
+
+template <class T, int V>
+__device__ __forceinline__ void store_pack(T *p, const Pack<T, V> &x) {
+    typedef typename Raw<sizeof(Pack<T, V>)>::type R;
+    R raw;
+    memcpy(&raw, &x, sizeof raw);
+    *reinterpret_cast<R *>(p) = raw;
+}
+
 template <class T, int V>
 __device__ __forceinline__ void load_f32(float (&x)[V], const Pack<T, V> &p) {
     for (int e = 0; e < V; e++) x[e] = to_f32(p.v[e]);
@@ -53,14 +87,14 @@ __device__ __forceinline__ void load_f32(float (&x)[V], const Pack<T, V> &p) {
 
 template <class T, int V>
 __device__ __forceinline__ void load_f32(float (&x)[V], const T *p) {
-    load_f32(x, *reinterpret_cast<const Pack<T, V> *>(p));
+    load_f32(x, load_pack<T, V>(p));
 }
 
 template <class T, int V>
 __device__ __forceinline__ void store_f32(T *p, const float (&x)[V]) {
     Pack<T, V> out;
     for (int e = 0; e < V; e++) out.v[e] = from_f32<T>(x[e]);
-    *reinterpret_cast<Pack<T, V> *>(p) = out;
+    store_pack(p, out);
 }
 
 // Host side: whether every pointer allows 16-byte accesses (NULL does).
@@ -68,6 +102,36 @@ inline bool aligned16() { return true; }
 template <class... P>
 inline bool aligned16(const void *p, P... rest) {
     return (uintptr_t)p % 16 == 0 && aligned16(rest...);
+}
+
+const int kElementwiseThreads = 256;
+const size_t kElementwiseMaxBlocks = 8192;
+
+// A body's run<W>(e) does elements [e, e + W) (W = V, or 1 for the tail).
+template <int V, class Body>
+__global__ void __launch_bounds__(kElementwiseThreads) elementwise_kernel(size_t n, Body body) {
+    const size_t first = (size_t)blockIdx.x * kElementwiseThreads + threadIdx.x;
+    const size_t stride = (size_t)gridDim.x * kElementwiseThreads, whole = n / V * V;
+    for (size_t e = first * V; e < whole; e += stride * V) body.template run<V>(e);
+    for (size_t e = whole + first; e < n; e += stride) body.template run<1>(e);
+}
+
+inline unsigned elementwise_blocks(size_t items) {
+    const size_t blocks = (items + kElementwiseThreads - 1) / kElementwiseThreads;
+    return (unsigned)(blocks < kElementwiseMaxBlocks ? blocks : kElementwiseMaxBlocks);
+}
+
+template <class Body>
+int launch_elementwise(const Body &body, size_t n, cudaStream_t stream, MnrlError *err) {
+    constexpr int V = Body::kWidth;
+    if (n == 0) return 0;
+    if (body.aligned())
+        CUDA_LAUNCH(elementwise_blocks((n + V - 1) / V), kElementwiseThreads, 0, stream,
+                    elementwise_kernel<V, Body>)(n, body);
+    else
+        CUDA_LAUNCH(elementwise_blocks(n), kElementwiseThreads, 0, stream, elementwise_kernel<1, Body>)(n, body);
+    CUDA_CHECK(cudaGetLastError(), err);
+    return 0;
 }
 
 template <class F>

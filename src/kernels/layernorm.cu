@@ -107,8 +107,8 @@ __global__ void __launch_bounds__(kBackwardWarps * 32, 2)
         for (int j = 0; j < J; j++) {
             const int c = (lane + 32 * j) * V;
             if (c >= C) continue;
-            dp[j] = *reinterpret_cast<const Pack<T, V> *>(dout + off + c);
-            xp[j] = *reinterpret_cast<const Pack<T, V> *>(inp + off + c);
+            dp[j] = load_pack<T, V>(dout + off + c);
+            xp[j] = load_pack<T, V>(inp + off + c);
         }
         float g_sum = 0.0f, gx_sum = 0.0f;
         for (int j = 0; j < J; j++) {

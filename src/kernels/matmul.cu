@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(32 * kBiasRows)
         float total[V] = {};
         for (int r = 0; r < kBiasRows; r++)
             for (int e = 0; e < V; e++) total[e] += sums[r][threadIdx.x * V + e];
-        store_f32(partials + (size_t)blockIdx.y * OC + c, total);
+        for (int e = 0; e < V; e++) partials[(size_t)blockIdx.y * OC + c + e] = total[e];
     }
 }
 
@@ -132,7 +132,7 @@ int bias_grad(float *dbias, const T *dout, int rows, int OC, void *workspace, cu
     const int parts = bias_parts(rows), rows_per_part = (rows + parts - 1) / parts;
     float *partials = static_cast<float *>(workspace);
     const dim3 block(32, kBiasRows);
-    if (OC % kVec<T> == 0 && aligned16(dout, partials)) {
+    if (OC % kVec<T> == 0 && aligned16(dout)) {
         const unsigned col_blocks = (unsigned)((OC + 32 * kVec<T> - 1) / (32 * kVec<T>));
         CUDA_LAUNCH(dim3(col_blocks, (unsigned)parts), block, 0, stream, bias_partial_kernel<T, kVec<T>>)(
             partials, dout, rows, OC, rows_per_part);

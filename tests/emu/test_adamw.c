@@ -1,9 +1,10 @@
 // test_adamw.c — src/kernels/adamw.cu (AdamW on fp32 master weights writing the bf16
 // compute copy; global gradient norm and clipping) run under the CUDA emulation and
 // compared with the CPU backend's ops_cpu()->adamw / clip_grad_norm on the same values.
-// Sizes n = 1, 3, 33, 4097, 100,003 (more than one grid-stride of the norm's 65,536
-// threads) and 2,200,001 (more than one grid-stride of AdamW's capped grid); three
-// consecutive steps with and without weight decay, as a training run calls them.
+// Sizes n = 1, 3, 33, 4097, 100,003, 2,200,001 (more than one grid-stride of the norm's
+// 65,536 threads, which read 4 elements each) and 8,388,613 (more than one grid-stride of
+// AdamW's capped grid, 2^21 threads of 4 elements, plus a tail); three consecutive steps
+// with and without weight decay, as a training run calls them.
 //
 // Tolerances:
 //  - AdamW: the kernel performs the CPU's fp32 operations in the CPU's order on the same
@@ -124,7 +125,7 @@ static void check_arguments(void) {
 
 int main(void) {
     uint64_t rng = 5;
-    const size_t sizes[] = {1, 3, 33, 4097, 100003, 2200001};
+    const size_t sizes[] = {1, 3, 33, 4097, 100003, 2200001, 8388613};
     const size_t nsizes = sizeof sizes / sizeof sizes[0];
     double start = mnrl_now(), worst_norm = 0.0;
     for (size_t i = 0; i < nsizes; i++) {
