@@ -10,7 +10,8 @@
 # OUT_DIR gets suite.txt, bench.txt, bench_gpu.json, kernels.txt, sanitize.txt and
 # logs.tar.gz (every log); PACK_DIR is a pack of scripts/gpu-pack.sh. Limits (seconds):
 # SUITE_TIMEOUT (240), BENCH_TIMEOUT (300), PROFILE_TIMEOUT (90), SANITIZE_TIMEOUT (120),
-# GPU_TIMEOUT per suite run (90).
+# GPU_TIMEOUT per suite run (90). SANITIZE_TWINS (a regex) limits the sanitizer runs to
+# some twins.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 pack=$(realpath "$1")
@@ -35,5 +36,5 @@ if [ -f /tmp/mnrl-bench/b128.json ] && [ -n "$ncu" ]; then
         "$pack/bin/mnrl_cuda" train /tmp/mnrl-bench/profile.json >/tmp/mnrl-bench/ncu.csv 2>/tmp/mnrl-bench/ncu.log
     python3 bench/kernel_table.py /tmp/mnrl-bench/ncu.csv 2>&1 | tee "$out/kernels.txt"
 fi
-GPU_SANITIZE=only timeout "${SANITIZE_TIMEOUT:-120}" bash tests/gpu/run.sh --prebuilt "$pack" 2>&1 | tee "$out/sanitize.txt"
+GPU_TWINS=${SANITIZE_TWINS:-.} GPU_SANITIZE=only timeout "${SANITIZE_TIMEOUT:-120}" bash tests/gpu/run.sh --prebuilt "$pack" 2>&1 | tee "$out/sanitize.txt"
 tar -czf "$out/logs.tar.gz" -C /tmp mnrl-gpu-logs $(cd /tmp && ls -d mnrl-bench/*.log mnrl-bench/*.json mnrl-bench/*.csv mnrl-bench/ours-*/metrics.jsonl 2>/dev/null)
