@@ -14,6 +14,8 @@
 // elements (conversions 4, the fp32 side's width), one 16-byte access per operand when the
 // pointers allow. A dropout vector starts at a multiple of 4, so it covers whole Philox
 // blocks.
+#include <math.h>
+
 #include <cuda_bf16.h>
 
 #include "mnrl/cuda_launch.h"
@@ -63,13 +65,17 @@ struct GeluBackward {
     }
 };
 
-// out may be inp. Element e is kept by word e % 4 of Philox block e / 4.
+// out may be inp. Element e is kept by word e % 4 of Philox block e / 4. The test
+// mnrl_rng_uniform(word) < keep_prob is done on the 24-bit integer: (word >> 8)·2^-24 is
+// exact, so it holds exactly when word >> 8 < keep_below = ceil(keep_prob·2^24) (also
+// exact), without an int-to-float conversion per element.
 template <class T>
 struct Dropout {
     static constexpr int kWidth = kVec<T>;
     T *out;
     const T *inp;
-    float keep_prob, keep_scale;
+    uint32_t keep_below;
+    float keep_scale;
     uint64_t seed, rng_stream;
     bool aligned() const { return aligned16(out, inp); }
     template <int W>
@@ -79,7 +85,7 @@ struct Dropout {
         MnrlPhilox4 words;
         for (int k = 0; k < W; k++) {
             if (k == 0 || (e + k) % 4 == 0) words = mnrl_rng_block(seed, rng_stream, (e + k) / 4);
-            x[k] *= mnrl_rng_uniform(words.v[(e + k) % 4]) < keep_prob ? keep_scale : 0.0f;
+            x[k] *= words.v[(e + k) % 4] >> 8 < keep_below ? keep_scale : 0.0f;
         }
         store_f32(out + e, x);
     }
@@ -121,7 +127,9 @@ int dropout(const char *what, T *out, const T *inp, size_t n, float keep_prob, u
         if (out != inp) CUDA_CHECK(cudaMemcpyAsync(out, inp, n * sizeof(T), cudaMemcpyDeviceToDevice, stream), err);
         return 0;
     }
-    return launch_elementwise(Dropout<T>{out, inp, keep_prob, 1.0f / keep_prob, seed, rng_stream}, n, stream, err);
+    const uint32_t keep_below = (uint32_t)ceilf(keep_prob * 16777216.0f);
+    return launch_elementwise(Dropout<T>{out, inp, keep_below, 1.0f / keep_prob, seed, rng_stream}, n, stream,
+                              err);
 }
 
 template <class D, class S>

@@ -141,7 +141,7 @@ __device__ __forceinline__ F warp_sum(F x) {
 }
 
 const int kPartialCols = 32;    // columns per block of add_partial_sums_kernel
-const int kPartialSlices = 8;   // rows of threads: independent fp64 sums over the parts
+const int kPartialSlices = 32;  // rows of threads: independent fp64 sums over the parts
 
 // cols = C, or 2C when acc2 takes columns [C, 2C) of the partials (row stride cols).
 __global__ void __launch_bounds__(kPartialCols *kPartialSlices)
