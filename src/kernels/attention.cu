@@ -11,26 +11,33 @@
 // P_ij = exp(q_i·k_j·scale - lse_i) tile by tile. Memory per layer is T·NH floats instead
 // of the CPU's T·NH·max_seqlen.
 //
-// Work split: one thread per row (query row in forward and dQ, key row in dK/dV), its
-// q / o / gradient vectors in registers (head size HS a template parameter: 16, 32, 64 or
-// 128); the other side's rows stream through shared memory in tiles of blockDim rows,
-// stored in the act dtype (the exact values; arithmetic is fp32). Two block shapes:
-//  - short sentences (<= kShortMax = 128 tokens, all of NLI): one block per
-//    (sentence, head) with blockDim >= the sentence, so the whole sentence's K/V (forward,
-//    dQ) or Q/dO (dK/dV) of that head sits in shared memory at once, loaded once;
-//  - longer sentences: blocks of kTile = 64 rows per (sentence, head, row tile), the keys
-//    (or queries) streamed in tiles of 64 with an online softmax (running max and sum,
-//    the accumulator rescaled when the max grows), as flash attention.
-// Both shapes run the same kernels; a block takes the sentences of its shape and skips
-// the others (the tiled grid strides over (sentence, tile) items, so short sentences cost
-// it only an index check).
+// Work split. A row (query row in forward and dQ, key row in dK/dV) is owned by a group of
+// G = HS/8 lanes of a warp (HS 16, 32, 64, 128 -> 2, 4, 8, 16 lanes), each lane holding
+// 8 of the row's columns (16-byte chunks g, g+G, ...: one chunk in bf16, two in fp32) of
+// every row vector in fp32 registers, so no head size spills (one thread per row needed
+// 2-4 arrays of HS floats); a dot product is the lane's 8-term partial sum, the group's
+// partials added through shared memory (Exchange, batches of kBatch other-side rows).
+// Blocks have kThreads = 128 threads, a pass of 128/G rows, and take one work item
+// (sentence, head, rows): the other side's rows (K and V, or Q, dO, lse and D) stream
+// through shared memory in tiles of up to tile_rows rows (about 32 KiB, in the act dtype:
+// the exact values; arithmetic is fp32) with an online softmax over the tiles (running max
+// and sum, the accumulator rescaled when the max grows), as flash attention.
+//  - max_seqlen <= tile_rows (all of NLI): one item per (sentence, head), the whole
+//    sentence, which the block covers in passes of 128/G rows over one tile loaded once;
+//    a 12-token sentence keeps 12·G threads busy, not a block of max_seqlen threads;
+//  - longer batches: one item per (sentence, head, pass of 128/G rows), so a long
+//    sentence spreads over many blocks; items past a sentence's end exit at once.
+// Warps whose rows are all past the sentence skip the tiles (they only join barriers).
+// All rows of a block walk the same keys in the same order, so the warp barriers of the
+// exchange are reached by every lane together.
 //
 // Backward: O = (P∘M)V with M the dropout multipliers gives dV = (P∘M)^T dO,
 // dP = (dO V^T)∘M, dS = P∘(dP - D)·scale with D_i = dO_i·O_i, dQ = dS K, dK = dS^T Q.
-// Two kernels, each thread owning the rows it writes (no atomics, fixed order):
-// attention_dq_kernel (thread per query: D_i into the workspace, then dQ_i) and
-// attention_dkdv_kernel (thread per key: dK_j, dV_j, reading D and lse). Both recompute
-// scores and dP; dK/dV draws one Philox block per (query, key) when dropout is on.
+// Two kernels, each group owning the rows it writes (no atomics, fixed order):
+// attention_dq_kernel (group per query: D_i into the workspace, then dQ_i) and
+// attention_dkdv_kernel (group per key: dK_j, dV_j, reading D and lse). Both recompute
+// scores and dP. Dropout bits come from Philox blocks shared by the group (RowDropout,
+// ColDropout), not drawn again by each of its G lanes.
 #include <cuda_bf16.h>
 
 #include "mnrl/cuda_launch.h"
@@ -40,247 +47,564 @@
 
 namespace {
 
-const int kShortMax = 128;     // longest sentence of the one-block-per-(sentence, head) path
-const int kTile = 64;          // rows per block and per shared-memory tile of the long path
-const int kMaxTiledGrid = 65535;
-
-// Dropout multiplier (0 or 1/keep_prob) of element e, reusing the Philox block of the
-// previous call when e falls in it (forward and dQ walk consecutive keys).
-struct DropoutMask {
-    uint64_t seed, rng_stream, block_index;
-    MnrlPhilox4 block;
-    float keep_prob, keep_scale;
-
-    __device__ DropoutMask(uint64_t seed_, uint64_t rng_stream_, float keep_prob_)
-        : seed(seed_), rng_stream(rng_stream_), block_index(~0ull), block(), keep_prob(keep_prob_),
-          keep_scale(1.0f / keep_prob_) {}
-
-    __device__ float at(uint64_t e) {
-        if (keep_prob >= 1.0f) return 1.0f;
-        if ((e >> 2) != block_index) {
-            block_index = e >> 2;
-            block = mnrl_rng_block(seed, rng_stream, block_index);
-        }
-        return mnrl_rng_uniform(block.v[e & 3]) < keep_prob ? keep_scale : 0.0f;
-    }
-};
+const int kThreads = 128;            // threads per block, every kernel and head size
+const int kTileBytes = 32 * 1024;    // shared-memory budget of one tile's row vectors
+const int kMaxTileRows = 128;
+const int kBatch = 8;                // other-side rows per exchange of partial dot products
 
 struct DropoutArgs {
-    float keep_prob;
+    float keep_prob, keep_scale;  // keep_scale = 1/keep_prob, rounded as the CPU does
     uint64_t seed, rng_stream;
 };
 
-// What every kernel needs to find its rows: the packed layout and the block's shape.
+// What every kernel needs to find its rows: the packed layout and the work items.
 struct Layout {
     const int32_t *cu_seqlens;
-    int S, C, NH, max_seqlen;
-    int tiled;           // 0: sentences <= kShortMax, one block each; 1: longer ones, in tiles
-    int tiles_per_seq;   // row tiles per sentence (1 on the short path)
-    float scale;         // 1 / sqrt(HS)
+    int C, NH, max_seqlen;
+    int tile_rows;      // other-side rows per shared-memory tile
+    int item_rows;      // rows of a work item: max_seqlen (whole sentences) or one pass
+    int items_per_seq;  // work items per sentence (blockIdx.x = s·items_per_seq + item)
+    float scale;        // 1 / sqrt(HS)
 };
 
-// The (sentence, row tile) item w of this block's shape, or false when w is not one.
-struct RowTile {
-    int start, len, row0;
+// How a row of HS elements of type T is split over its group of G lanes.
+template <class T, int HS>
+struct Split {
+    static const int G = HS / 8;                    // lanes per row, 8 columns each
+    static const int kVec = 16 / (int)sizeof(T);    // elements of a 16-byte chunk
+    static const int kChunksPerRow = HS / kVec;
+    // Column of the lane's element k (0..7): chunks g, g + G, ... so that the lanes of a
+    // group read consecutive 16-byte chunks of a shared-memory row (no bank conflicts).
+    __device__ static int column(int g, int k) { return ((k / kVec) * G + g) * kVec + k % kVec; }
 };
 
-__device__ bool row_tile(const Layout &L, int w, RowTile *rt) {
-    const int s = w / L.tiles_per_seq, tile = w % L.tiles_per_seq;
-    rt->start = L.cu_seqlens[s];
-    rt->len = L.cu_seqlens[s + 1] - rt->start;
-    rt->row0 = tile * (int)blockDim.x;
-    if (L.tiled) return rt->len > kShortMax && rt->row0 < rt->len;
-    return rt->len <= kShortMax;
+// Shared-memory tiles are arrays of 16-byte chunks, so a lane reads its columns of a row
+// with one (bf16) or two (fp32) 16-byte loads.
+template <class T>
+struct alignas(16) Chunk {
+    T v[16 / sizeof(T)];
+};
+
+template <int G>
+__device__ __forceinline__ float group_sum(float x) {
+    for (int offset = G / 2; offset > 0; offset >>= 1) x += __shfl_xor_sync(0xffffffffu, x, offset);
+    return x;
 }
 
-// Copies rows [r0, r0 + n) of one head's column block (offset col) of a [*, ld] tensor into
-// shared memory [n][HS], consecutive threads on consecutive columns (coalesced).
-template <class T, int HS>
-__device__ void load_rows(T *dst, const T *src, int ld, int col, int r0, int n) {
-    for (int idx = threadIdx.x; idx < n * HS; idx += blockDim.x)
-        dst[idx] = src[(size_t)(r0 + idx / HS) * ld + col + idx % HS];
+// The G partial sums of one group in the exchange buffer, read with 16-byte loads.
+template <int G>
+struct alignas(G >= 4 ? 16 : 8) GroupFloats {
+    float v[G];
+};
+
+// Shared-memory exchange of a batch of kBatch other-side rows: [kValues][kBatch][kThreads]
+// floats, then [kThreads] words. Lane g of a group puts its 8-term partial of dot product v
+// with batch row b, and after a __syncwarp every lane of the group adds the group's G
+// partials in lane order, so all of them hold the same bits; the words carry dropout bits
+// drawn by one lane for the whole group. Two warp barriers per batch instead of a shuffle
+// butterfly per dot product (the emulation pays a fiber switch per lane for every warp
+// collective), and kBatch independent FMA chains per lane.
+template <int G, int kValues>
+struct Exchange {
+    float *buf;
+
+    __device__ __forceinline__ float *slot(int v, int b) const { return buf + (v * kBatch + b) * kThreads; }
+    __device__ __forceinline__ void put(int v, int b, float x) const { slot(v, b)[threadIdx.x] = x; }
+    __device__ __forceinline__ float total(int v, int b) const {
+        const GroupFloats<G> p = *reinterpret_cast<const GroupFloats<G> *>(slot(v, b) + threadIdx.x / G * G);
+        float acc = p.v[0];
+        for (int x = 1; x < G; x++) acc += p.v[x];
+        return acc;
+    }
+    __device__ __forceinline__ uint32_t *words() const { return reinterpret_cast<uint32_t *>(slot(kValues, 0)); }
+    __device__ __forceinline__ void put_word(uint32_t w) const { words()[threadIdx.x] = w; }
+    // The word of lane l of this lane's group.
+    __device__ __forceinline__ uint32_t word(int l) const { return words()[threadIdx.x / G * G + l]; }
+};
+
+// Bytes of the exchange buffer of a kernel exchanging kValues dot products per batch row.
+__host__ __device__ constexpr size_t exchange_bytes(int kValues) {
+    return sizeof(float) * ((size_t)kValues * kBatch + 1) * kThreads;
 }
 
-template <class T, int HS>
-__device__ void load_vector(float *dst, const T *src) {
-    for (int d = 0; d < HS; d++) dst[d] = to_f32(src[d]);
-}
-
-template <class T, int HS>
-__device__ float dot(const float *x, const T *y) {
+__device__ __forceinline__ float partial_dot(const float (&x)[8], const float (&y)[8]) {
     float acc = 0.0f;
-    for (int d = 0; d < HS; d++) acc += x[d] * to_f32(y[d]);
+    for (int k = 0; k < 8; k++) acc += x[k] * y[k];
     return acc;
 }
 
+__device__ __forceinline__ void axpy(float (&y)[8], float a, const float (&x)[8]) {
+    for (int k = 0; k < 8; k++) y[k] += a * x[k];
+}
+
+__device__ __forceinline__ void zero(float (&x)[8]) {
+    for (int k = 0; k < 8; k++) x[k] = 0.0f;
+}
+
+// The lane's 8 elements of a row in global memory (its own row: read once per pass).
 template <class T, int HS>
-__device__ void axpy(float *y, float a, const T *x) {
-    for (int d = 0; d < HS; d++) y[d] += a * to_f32(x[d]);
+__device__ __forceinline__ void load_slice(float (&x)[8], const T *row, int g) {
+    for (int k = 0; k < 8; k++) x[k] = to_f32(row[Split<T, HS>::column(g, k)]);
+}
+
+template <class T, int HS>
+__device__ __forceinline__ void store_slice(T *row, int g, const float (&x)[8], float scale) {
+    for (int k = 0; k < 8; k++) store(&row[Split<T, HS>::column(g, k)], x[k] * scale);
+}
+
+// The lane's 8 elements of row r of a shared-memory tile.
+template <class T, int HS>
+__device__ __forceinline__ void tile_slice(float (&x)[8], const Chunk<T> *tile, int r, int g) {
+    using Sp = Split<T, HS>;
+    for (int c = 0; c < 8 / Sp::kVec; c++) {
+        const Chunk<T> chunk = tile[r * Sp::kChunksPerRow + c * Sp::G + g];
+        for (int e = 0; e < Sp::kVec; e++) x[c * Sp::kVec + e] = to_f32(chunk.v[e]);
+    }
+}
+
+// Copies rows [r0, r0 + n) of one head's column block (offset col) of a [*, ld] tensor into
+// a tile, consecutive threads on consecutive columns (coalesced).
+template <class T, int HS>
+__device__ void load_rows(Chunk<T> *dst, const T *src, int ld, int col, int r0, int n) {
+    const int kVec = Split<T, HS>::kVec;
+    for (int idx = threadIdx.x; idx < n * HS; idx += kThreads)
+        dst[idx / kVec].v[idx % kVec] = src[(size_t)(r0 + idx / HS) * ld + col + idx % HS];
 }
 
 // Dropout element of (query token t, head h, key j) per ops.h.
-__device__ uint64_t dropout_element(const Layout &L, int t, int h, int j) {
+__device__ __forceinline__ uint64_t dropout_element(const Layout &L, int t, int h, int j) {
     return ((uint64_t)t * L.NH + h) * (uint64_t)L.max_seqlen + j;
 }
 
-// Forward: thread r of the block is query row0 + r; keys stream through shared memory.
-template <class T, int HS>
-__global__ void attention_forward_kernel(Layout L, DropoutArgs drop, T *out, float *lse, const T *qkv) {
-    T *k_tile = reinterpret_cast<T *>(mnrl_dyn_smem);
-    T *v_tile = k_tile + blockDim.x * HS;
-    const int h = blockIdx.y, C3 = 3 * L.C, items = L.S * L.tiles_per_seq;
-    for (int w = blockIdx.x; w < items; w += gridDim.x) {
-        RowTile rt;
-        if (!row_tile(L, w, &rt)) continue;  // the same for the whole block
-        const int i = rt.row0 + (int)threadIdx.x, t = rt.start + i;
-        const bool active = i < rt.len;
-        float q[HS], o[HS];
-        if (active) load_vector<T, HS>(q, qkv + (size_t)t * C3 + h * HS);
-        for (int d = 0; d < HS; d++) o[d] = 0.0f;
-        float m = -INFINITY, l = 0.0f;
-        DropoutMask mask(drop.seed, drop.rng_stream, drop.keep_prob);
-        for (int k0 = 0; k0 < rt.len; k0 += blockDim.x) {
-            const int n = min((int)blockDim.x, rt.len - k0);
-            __syncthreads();  // the previous tile is consumed
-            load_rows<T, HS>(k_tile, qkv, C3, L.C + h * HS, rt.start + k0, n);
-            load_rows<T, HS>(v_tile, qkv, C3, 2 * L.C + h * HS, rt.start + k0, n);
-            __syncthreads();
-            if (!active) continue;
-            for (int j = 0; j < n; j++) {
-                const float s = dot<T, HS>(q, k_tile + j * HS) * L.scale;
-                if (s > m) {  // online softmax: rescale what was summed under the old max
-                    const float correction = expf(m - s);
-                    l *= correction;
-                    for (int d = 0; d < HS; d++) o[d] *= correction;
-                    m = s;
-                }
-                const float p = expf(s - m);
-                l += p;
-                const float weight = p * mask.at(dropout_element(L, t, h, k0 + j));
-                if (weight != 0.0f) axpy<T, HS>(o, weight, v_tile + j * HS);
-            }
-        }
-        if (active) {
-            const float inv = 1.0f / l;
-            T *dst = out + (size_t)t * L.C + h * HS;
-            for (int d = 0; d < HS; d++) store(&dst[d], o[d] * inv);
-            lse[(size_t)t * L.NH + h] = m + logf(l);
-        }
-    }
+__device__ __forceinline__ uint32_t philox_word(const MnrlPhilox4 &r, uint64_t w) {
+    return w == 0 ? r.v[0] : w == 1 ? r.v[1] : w == 2 ? r.v[2] : r.v[3];  // no local-memory indexing
 }
 
-// Backward, query side: D_i = dO_i·O_i (to the workspace, for the key side) and
-// dQ_i = Σ_j dS_ij k_j, thread per query, keys streamed.
-template <class T, int HS>
-__global__ void attention_dq_kernel(Layout L, DropoutArgs drop, T *dqkv, float *dsum, const T *dout,
-                                    const T *qkv, const T *out, const float *lse) {
-    T *k_tile = reinterpret_cast<T *>(mnrl_dyn_smem);
-    T *v_tile = k_tile + blockDim.x * HS;
-    const int h = blockIdx.y, C3 = 3 * L.C, items = L.S * L.tiles_per_seq;
-    for (int w = blockIdx.x; w < items; w += gridDim.x) {
-        RowTile rt;
-        if (!row_tile(L, w, &rt)) continue;
-        const int i = rt.row0 + (int)threadIdx.x, t = rt.start + i;
-        const bool active = i < rt.len;
-        float q[HS], d_o[HS], dq[HS];
-        float D = 0.0f, row_lse = 0.0f;
-        if (active) {
-            load_vector<T, HS>(q, qkv + (size_t)t * C3 + h * HS);
-            load_vector<T, HS>(d_o, dout + (size_t)t * L.C + h * HS);
-            D = dot<T, HS>(d_o, out + (size_t)t * L.C + h * HS);
-            dsum[(size_t)t * L.NH + h] = D;
-            row_lse = lse[(size_t)t * L.NH + h];
-        }
-        for (int d = 0; d < HS; d++) dq[d] = 0.0f;
-        DropoutMask mask(drop.seed, drop.rng_stream, drop.keep_prob);
-        for (int k0 = 0; k0 < rt.len; k0 += blockDim.x) {
-            const int n = min((int)blockDim.x, rt.len - k0);
-            __syncthreads();
-            load_rows<T, HS>(k_tile, qkv, C3, L.C + h * HS, rt.start + k0, n);
-            load_rows<T, HS>(v_tile, qkv, C3, 2 * L.C + h * HS, rt.start + k0, n);
-            __syncthreads();
-            if (!active) continue;
-            for (int j = 0; j < n; j++) {
-                const float p = expf(dot<T, HS>(q, k_tile + j * HS) * L.scale - row_lse);
-                const float keep = mask.at(dropout_element(L, t, h, k0 + j));
-                const float dp = keep != 0.0f ? dot<T, HS>(d_o, v_tile + j * HS) * keep : 0.0f;
-                axpy<T, HS>(dq, p * (dp - D) * L.scale, k_tile + j * HS);
-            }
-        }
-        if (active) {
-            T *dst = dqkv + (size_t)t * C3 + h * HS;
-            for (int d = 0; d < HS; d++) store(&dst[d], dq[d]);
-        }
-    }
+__device__ __forceinline__ uint32_t keep_bit(const DropoutArgs &d, uint32_t word) {
+    return mnrl_rng_uniform(word) < d.keep_prob ? 1u : 0u;
 }
 
-// Backward, key side: thread per key j, queries (with their dO, lse and D) streamed:
-// dK_j = Σ_i dS_ij q_i, dV_j = Σ_i P_ij M_ij dO_i.
-template <class T, int HS>
-__global__ void attention_dkdv_kernel(Layout L, DropoutArgs drop, T *dqkv, const float *dsum,
-                                      const T *dout, const T *qkv, const float *lse) {
-    T *q_tile = reinterpret_cast<T *>(mnrl_dyn_smem);
-    T *do_tile = q_tile + blockDim.x * HS;
-    float *lse_tile = reinterpret_cast<float *>(do_tile + blockDim.x * HS);
-    float *d_tile = lse_tile + blockDim.x;
-    const int h = blockIdx.y, C3 = 3 * L.C, items = L.S * L.tiles_per_seq;
-    for (int w = blockIdx.x; w < items; w += gridDim.x) {
-        RowTile rt;
-        if (!row_tile(L, w, &rt)) continue;
-        const int j = rt.row0 + (int)threadIdx.x, tj = rt.start + j;
-        const bool active = j < rt.len;
-        float k[HS], v[HS], dk[HS], dv[HS];
-        if (active) {
-            load_vector<T, HS>(k, qkv + (size_t)tj * C3 + L.C + h * HS);
-            load_vector<T, HS>(v, qkv + (size_t)tj * C3 + 2 * L.C + h * HS);
-        }
-        for (int d = 0; d < HS; d++) dk[d] = dv[d] = 0.0f;
-        DropoutMask mask(drop.seed, drop.rng_stream, drop.keep_prob);
-        for (int i0 = 0; i0 < rt.len; i0 += blockDim.x) {
-            const int n = min((int)blockDim.x, rt.len - i0);
-            __syncthreads();
-            load_rows<T, HS>(q_tile, qkv, C3, h * HS, rt.start + i0, n);
-            load_rows<T, HS>(do_tile, dout, L.C, h * HS, rt.start + i0, n);
-            if ((int)threadIdx.x < n) {
-                const size_t row = (size_t)(rt.start + i0 + threadIdx.x) * L.NH + h;
-                lse_tile[threadIdx.x] = lse[row];
-                d_tile[threadIdx.x] = dsum[row];
-            }
-            __syncthreads();
-            if (!active) continue;
-            for (int i = 0; i < n; i++) {
-                const float p = expf(dot<T, HS>(k, q_tile + i * HS) * L.scale - lse_tile[i]);
-                const float keep = mask.at(dropout_element(L, rt.start + i0 + i, h, j));
-                const float dp = keep != 0.0f ? dot<T, HS>(v, do_tile + i * HS) * keep : 0.0f;
-                axpy<T, HS>(dk, p * (dp - d_tile[i]) * L.scale, q_tile + i * HS);
-                if (keep != 0.0f) axpy<T, HS>(dv, p * keep, do_tile + i * HS);
-            }
-        }
-        if (active) {
-            T *dst = dqkv + (size_t)tj * C3 + L.C + h * HS;
-            for (int d = 0; d < HS; d++) {
-                store(&dst[d], dk[d]);
-                store(&dst[L.C + d], dv[d]);
-            }
-        }
-    }
-}
+// Dropout multipliers (0 or 1/keep_prob) of a group walking one query row's consecutive
+// elements e0 + j, keys j = 0, 1, ... (forward and dQ). Philox gives 4 elements per block;
+// when a batch is not covered, the group draws kBlocks blocks from the one holding e0 + j,
+// lane g blocks g, g + G, ... (draw, with the batch's partials), and every lane collects
+// the group's bits from the exchange words (collect, after the __syncwarp): one Philox
+// block per lane per 4·kBlocks - 3 keys or more, not one per 4 keys in every lane.
+template <int G>
+struct RowDropout {
+    static const int kPerLane = (3 + G - 1) / G;  // a batch of 8 keys spans up to 3 blocks
+    static const int kBlocks = kPerLane * G;
+    uint64_t bits = 0, first = 0;  // bit x: element first + x is kept
+    int covered = 0;               // keys below it have their bits
+    bool drawn = false;
 
-// The two block shapes of a call: short (rows = blockDim = the longest short sentence
-// rounded up to a warp) and, when max_seqlen says a sentence may be longer, tiled.
-struct Shape {
-    int threads, tiles_per_seq, blocks;
+    template <int kValues>
+    __device__ void draw(const DropoutArgs &d, const Exchange<G, kValues> &x, uint64_t e0, int j) {
+        if (d.keep_prob >= 1.0f || j + kBatch <= covered) return;  // the same in every group
+        const uint64_t b = (e0 + j) >> 2;
+        uint32_t w = 0;
+        for (int r = 0; r < kPerLane; r++) {
+            const MnrlPhilox4 block = mnrl_rng_block(d.seed, d.rng_stream, b + threadIdx.x % G + G * r);
+            for (int k = 0; k < 4; k++) w |= keep_bit(d, block.v[k]) << (4 * r + k);
+        }
+        x.put_word(w);
+        first = 4 * b;
+        covered = j + 4 * kBlocks - 3;
+        drawn = true;
+    }
+
+    template <int kValues>
+    __device__ void collect(const Exchange<G, kValues> &x) {
+        if (!drawn) return;
+        drawn = false;
+        bits = 0;
+        for (int l = 0; l < G; l++)
+            for (int r = 0; r < kPerLane; r++)
+                bits |= (uint64_t)((x.word(l) >> (4 * r)) & 15u) << (4 * (l + G * r));
+    }
+
+    __device__ float at(const DropoutArgs &d, uint64_t e0, int j) const {
+        if (d.keep_prob >= 1.0f) return 1.0f;
+        return (bits >> (e0 + j - first)) & 1 ? d.keep_scale : 0.0f;
+    }
 };
 
-Shape short_shape(int S, int max_seqlen) {
-    const int rows = max_seqlen < kShortMax ? max_seqlen : kShortMax;
-    return Shape{(rows + 31) / 32 * 32, 1, S};
+// Dropout multipliers of a group walking one key's column, queries i = 0, 1, ... of its
+// sentence (dK/dV): consecutive queries are NH·max_seqlen elements apart, so each needs its
+// own Philox block; lane g draws those of batch queries g, g + G, ... and every lane
+// collects the batch's kBatch bits from the exchange words.
+template <int G>
+struct ColDropout {
+    static const int kPerLane = (kBatch + G - 1) / G;
+    uint32_t bits = 0;  // bit b: batch query b is kept
+
+    template <int kValues>
+    __device__ void draw(const DropoutArgs &d, const Exchange<G, kValues> &x, const Layout &L, int start, int h,
+                         int j, int i0) {
+        if (d.keep_prob >= 1.0f) return;
+        uint32_t w = 0;
+        for (int r = 0; r < kPerLane; r++) {
+            const int b = (int)(threadIdx.x % G) + G * r;
+            if (b >= kBatch) break;
+            const uint64_t e = dropout_element(L, start + i0 + b, h, j);
+            w |= keep_bit(d, philox_word(mnrl_rng_block(d.seed, d.rng_stream, e >> 2), e & 3)) << r;
+        }
+        x.put_word(w);
+    }
+
+    template <int kValues>
+    __device__ void collect(const DropoutArgs &d, const Exchange<G, kValues> &x) {
+        if (d.keep_prob >= 1.0f) return;
+        bits = 0;
+        for (int b = 0; b < kBatch; b++) bits |= ((x.word(b % G) >> (b / G)) & 1u) << b;
+    }
+
+    __device__ float at(const DropoutArgs &d, int b) const {
+        if (d.keep_prob >= 1.0f) return 1.0f;
+        return (bits >> b) & 1 ? d.keep_scale : 0.0f;
+    }
+};
+
+// Runs this block's work item with a kernel's row operations:
+//   rows.begin(start, i, active)  the group's row i of the sentence starting at token start
+//   rows.load(t0, n)              the block copies rows t0 .. t0+n-1 of the other side to
+//                                 shared memory (between barriers)
+//   rows.partials(j, j0, nb)      the lane's partial dot products with tile rows j0 ..
+//                                 j0+nb-1 (sentence rows j .. j+nb-1) and its dropout
+//                                 bits into the exchange buffer
+//   rows.update(j, j0, nb)        the group's row takes in those rows
+//   rows.end()                    the group writes its row (when active)
+// in passes of kThreads / G rows; a sentence that fits one tile is loaded once per item.
+template <int G, class Rows>
+__device__ __forceinline__ void run_item(const Layout &L, Rows &rows) {
+    const int w = blockIdx.x, s = w / L.items_per_seq;
+    const int start = L.cu_seqlens[s], len = L.cu_seqlens[s + 1] - start;
+    const int row0 = w % L.items_per_seq * L.item_rows, row_end = min(len, row0 + L.item_rows);
+    for (int r0 = row0; r0 < row_end; r0 += kThreads / G) {
+        const int i = r0 + (int)threadIdx.x / G;
+        const bool warp_busy = r0 + (int)threadIdx.x / 32 * (32 / G) < row_end;  // uniform per warp
+        rows.begin(start, i, i < row_end);
+        for (int k0 = 0; k0 < len; k0 += L.tile_rows) {
+            const int n = min(L.tile_rows, len - k0);
+            if (r0 == row0 || len > L.tile_rows) {  // else the sentence is still in the tile
+                __syncthreads();  // the previous tile is consumed
+                rows.load(start + k0, n);
+                __syncthreads();
+            }
+            if (!warp_busy) continue;
+            for (int j0 = 0; j0 < n; j0 += kBatch) {
+                const int nb = min(kBatch, n - j0);
+                rows.partials(k0 + j0, j0, nb);
+                __syncwarp();
+                rows.update(k0 + j0, j0, nb);
+                __syncwarp();  // the partials are read before the next batch's replace them
+            }
+        }
+        rows.end();
+    }
 }
 
-Shape tiled_shape(int S, int max_seqlen) {
-    const int tiles = (max_seqlen + kTile - 1) / kTile;
-    const long items = (long)S * tiles;
-    return Shape{kTile, tiles, (int)(items < kMaxTiledGrid ? items : kMaxTiledGrid)};
+// What the row operations of every kernel share. Dynamic shared memory holds the exchange
+// buffer, then the kernel's tiles.
+template <int G, int kValues>
+struct RowsBase {
+    Layout L;
+    DropoutArgs drop;
+    int h, g;  // head; lane within the row's group
+    Exchange<G, kValues> x;
+
+    __device__ RowsBase(const Layout &L_, const DropoutArgs &drop_)
+        : L(L_), drop(drop_), h(blockIdx.y), g(threadIdx.x % G), x{reinterpret_cast<float *>(mnrl_dyn_smem)} {}
+
+    // The first tile, after the exchange buffer.
+    template <class T>
+    __device__ Chunk<T> *tiles() const {
+        return reinterpret_cast<Chunk<T> *>(mnrl_dyn_smem + exchange_bytes(kValues));
+    }
+};
+
+// Forward: group per query row, keys and values streamed; O_i and lse_i.
+template <class T, int HS>
+struct ForwardRows : RowsBase<HS / 8, 1> {
+    static const int G = HS / 8;
+    using RowsBase<G, 1>::L, RowsBase<G, 1>::drop, RowsBase<G, 1>::h, RowsBase<G, 1>::g, RowsBase<G, 1>::x;
+    T *out;
+    float *lse;
+    const T *qkv;
+    Chunk<T> *k_tile, *v_tile;
+    int t;
+    bool active;
+    uint64_t e0;  // dropout element of key 0
+    float q[8], o[8], m, l;
+    RowDropout<G> mask;
+
+    __device__ ForwardRows(const Layout &L_, const DropoutArgs &drop_, T *out_, float *lse_, const T *qkv_)
+        : RowsBase<G, 1>(L_, drop_), out(out_), lse(lse_), qkv(qkv_), k_tile(this->template tiles<T>()),
+          v_tile(k_tile + L_.tile_rows * Split<T, HS>::kChunksPerRow) {}
+
+    __device__ __forceinline__ void begin(int start, int i, bool row_active) {
+        t = start + i;
+        active = row_active;
+        if (active) load_slice<T, HS>(q, qkv + (size_t)t * 3 * L.C + h * HS, g);
+        else zero(q);
+        zero(o);
+        m = -INFINITY;
+        l = 0.0f;
+        e0 = dropout_element(L, t, h, 0);
+        mask = RowDropout<G>();
+    }
+
+    __device__ __forceinline__ void load(int t0, int n) {
+        load_rows<T, HS>(k_tile, qkv, 3 * L.C, L.C + h * HS, t0, n);
+        load_rows<T, HS>(v_tile, qkv, 3 * L.C, 2 * L.C + h * HS, t0, n);
+    }
+
+    __device__ __forceinline__ void partials(int j, int j0, int nb) {
+        for (int b = 0; b < kBatch; b++)
+            if (b < nb) {
+                float k[8];
+                tile_slice<T, HS>(k, k_tile, j0 + b, g);
+                x.put(0, b, partial_dot(q, k));
+            }
+        mask.draw(drop, x, e0, j);
+    }
+
+    // Online softmax over the batch: one rescale of what was summed under the old max
+    // when the batch raises it, then the batch's probabilities.
+    __device__ __forceinline__ void update(int j, int j0, int nb) {
+        mask.collect(x);
+        float s[kBatch], m_new = m;
+        for (int b = 0; b < kBatch; b++) {
+            s[b] = b < nb ? x.total(0, b) * L.scale : -INFINITY;
+            m_new = fmaxf(m_new, s[b]);
+        }
+        if (m_new > m) {
+            const float correction = expf(m - m_new);
+            l *= correction;
+            for (int k = 0; k < 8; k++) o[k] *= correction;
+            m = m_new;
+        }
+        for (int b = 0; b < kBatch; b++)
+            if (b < nb) {
+                const float p = expf(s[b] - m);
+                l += p;
+                float v[8];
+                tile_slice<T, HS>(v, v_tile, j0 + b, g);
+                axpy(o, p * mask.at(drop, e0, j + b), v);
+            }
+    }
+
+    __device__ __forceinline__ void end() {
+        if (!active) return;
+        store_slice<T, HS>(out + (size_t)t * L.C + h * HS, g, o, 1.0f / l);
+        if (g == 0) lse[(size_t)t * L.NH + h] = m + logf(l);
+    }
+};
+
+// Backward, query side: D_i = dO_i·O_i (to the workspace, for the key side) and
+// dQ_i = Σ_j dS_ij k_j, group per query, keys and values streamed.
+template <class T, int HS>
+struct DqRows : RowsBase<HS / 8, 2> {
+    static const int G = HS / 8;
+    using RowsBase<G, 2>::L, RowsBase<G, 2>::drop, RowsBase<G, 2>::h, RowsBase<G, 2>::g, RowsBase<G, 2>::x;
+    T *dqkv;
+    float *dsum;
+    const T *dout, *qkv, *out;
+    const float *lse;
+    Chunk<T> *k_tile, *v_tile;
+    int t;
+    bool active;
+    uint64_t e0;
+    float q[8], d_o[8], dq[8], D, row_lse;
+    RowDropout<G> mask;
+
+    __device__ DqRows(const Layout &L_, const DropoutArgs &drop_, T *dqkv_, float *dsum_, const T *dout_,
+                      const T *qkv_, const T *out_, const float *lse_)
+        : RowsBase<G, 2>(L_, drop_), dqkv(dqkv_), dsum(dsum_), dout(dout_), qkv(qkv_), out(out_), lse(lse_),
+          k_tile(this->template tiles<T>()), v_tile(k_tile + L_.tile_rows * Split<T, HS>::kChunksPerRow) {}
+
+    __device__ __forceinline__ void begin(int start, int i, bool row_active) {
+        t = start + i;
+        active = row_active;
+        float o[8];
+        if (active) {
+            load_slice<T, HS>(q, qkv + (size_t)t * 3 * L.C + h * HS, g);
+            load_slice<T, HS>(d_o, dout + (size_t)t * L.C + h * HS, g);
+            load_slice<T, HS>(o, out + (size_t)t * L.C + h * HS, g);
+            row_lse = lse[(size_t)t * L.NH + h];
+        } else {
+            zero(q);
+            zero(d_o);
+            zero(o);
+            row_lse = 0.0f;
+        }
+        D = group_sum<G>(partial_dot(d_o, o));
+        if (active && g == 0) dsum[(size_t)t * L.NH + h] = D;
+        zero(dq);
+        e0 = dropout_element(L, t, h, 0);
+        mask = RowDropout<G>();
+    }
+
+    __device__ __forceinline__ void load(int t0, int n) {
+        load_rows<T, HS>(k_tile, qkv, 3 * L.C, L.C + h * HS, t0, n);
+        load_rows<T, HS>(v_tile, qkv, 3 * L.C, 2 * L.C + h * HS, t0, n);
+    }
+
+    __device__ __forceinline__ void partials(int j, int j0, int nb) {
+        for (int b = 0; b < kBatch; b++)
+            if (b < nb) {
+                float k[8], v[8];
+                tile_slice<T, HS>(k, k_tile, j0 + b, g);
+                tile_slice<T, HS>(v, v_tile, j0 + b, g);
+                x.put(0, b, partial_dot(q, k));
+                x.put(1, b, partial_dot(d_o, v));
+            }
+        mask.draw(drop, x, e0, j);
+    }
+
+    __device__ __forceinline__ void update(int j, int j0, int nb) {
+        mask.collect(x);
+        for (int b = 0; b < kBatch; b++)
+            if (b < nb) {
+                const float p = expf(x.total(0, b) * L.scale - row_lse);
+                const float keep = mask.at(drop, e0, j + b);
+                const float dp = keep != 0.0f ? x.total(1, b) * keep : 0.0f;
+                float k[8];
+                tile_slice<T, HS>(k, k_tile, j0 + b, g);
+                axpy(dq, p * (dp - D) * L.scale, k);
+            }
+    }
+
+    __device__ __forceinline__ void end() {
+        if (active) store_slice<T, HS>(dqkv + (size_t)t * 3 * L.C + h * HS, g, dq, 1.0f);
+    }
+};
+
+// Backward, key side: group per key j, queries (with their dO, lse and D) streamed:
+// dK_j = Σ_i dS_ij q_i, dV_j = Σ_i P_ij M_ij dO_i.
+template <class T, int HS>
+struct DkdvRows : RowsBase<HS / 8, 2> {
+    static const int G = HS / 8;
+    using RowsBase<G, 2>::L, RowsBase<G, 2>::drop, RowsBase<G, 2>::h, RowsBase<G, 2>::g, RowsBase<G, 2>::x;
+    T *dqkv;
+    const float *dsum;
+    const T *dout, *qkv;
+    const float *lse;
+    Chunk<T> *q_tile, *do_tile;
+    float *lse_tile, *d_tile;
+    int start, j;
+    bool active;
+    float k[8], v[8], dk[8], dv[8];
+    ColDropout<G> mask;
+
+    __device__ DkdvRows(const Layout &L_, const DropoutArgs &drop_, T *dqkv_, const float *dsum_, const T *dout_,
+                        const T *qkv_, const float *lse_)
+        : RowsBase<G, 2>(L_, drop_), dqkv(dqkv_), dsum(dsum_), dout(dout_), qkv(qkv_), lse(lse_),
+          q_tile(this->template tiles<T>()), do_tile(q_tile + L_.tile_rows * Split<T, HS>::kChunksPerRow),
+          lse_tile(reinterpret_cast<float *>(do_tile + L_.tile_rows * Split<T, HS>::kChunksPerRow)),
+          d_tile(lse_tile + L_.tile_rows) {}
+
+    __device__ __forceinline__ void begin(int start_, int j_, bool row_active) {
+        start = start_;
+        j = j_;
+        active = row_active;
+        const T *row = qkv + (size_t)(start + j) * 3 * L.C + L.C + h * HS;
+        if (active) {
+            load_slice<T, HS>(k, row, g);
+            load_slice<T, HS>(v, row + L.C, g);
+        } else {
+            zero(k);
+            zero(v);
+        }
+        zero(dk);
+        zero(dv);
+        mask = ColDropout<G>();
+    }
+
+    __device__ __forceinline__ void load(int t0, int n) {
+        load_rows<T, HS>(q_tile, qkv, 3 * L.C, h * HS, t0, n);
+        load_rows<T, HS>(do_tile, dout, L.C, h * HS, t0, n);
+        for (int r = threadIdx.x; r < n; r += kThreads) {
+            lse_tile[r] = lse[(size_t)(t0 + r) * L.NH + h];
+            d_tile[r] = dsum[(size_t)(t0 + r) * L.NH + h];
+        }
+    }
+
+    __device__ __forceinline__ void partials(int i, int i0, int nb) {
+        for (int b = 0; b < kBatch; b++)
+            if (b < nb) {
+                float q[8], d_o[8];
+                tile_slice<T, HS>(q, q_tile, i0 + b, g);
+                tile_slice<T, HS>(d_o, do_tile, i0 + b, g);
+                x.put(0, b, partial_dot(k, q));
+                x.put(1, b, partial_dot(v, d_o));
+            }
+        mask.draw(drop, x, L, start, h, j, i);
+    }
+
+    __device__ __forceinline__ void update(int, int i0, int nb) {
+        mask.collect(drop, x);
+        for (int b = 0; b < kBatch; b++)
+            if (b < nb) {
+                const float p = expf(x.total(0, b) * L.scale - lse_tile[i0 + b]);
+                const float keep = mask.at(drop, b);
+                const float dp = keep != 0.0f ? x.total(1, b) * keep : 0.0f;
+                float q[8], d_o[8];
+                tile_slice<T, HS>(q, q_tile, i0 + b, g);
+                tile_slice<T, HS>(d_o, do_tile, i0 + b, g);
+                axpy(dk, p * (dp - d_tile[i0 + b]) * L.scale, q);
+                axpy(dv, p * keep, d_o);
+            }
+    }
+
+    __device__ __forceinline__ void end() {
+        if (!active) return;
+        T *row = dqkv + (size_t)(start + j) * 3 * L.C + L.C + h * HS;
+        store_slice<T, HS>(row, g, dk, 1.0f);
+        store_slice<T, HS>(row + L.C, g, dv, 1.0f);
+    }
+};
+
+template <class T, int HS>
+__global__ void __launch_bounds__(kThreads)
+    attention_forward_kernel(Layout L, DropoutArgs drop, T *out, float *lse, const T *qkv) {
+    ForwardRows<T, HS> rows(L, drop, out, lse, qkv);
+    run_item<HS / 8>(L, rows);
+}
+
+template <class T, int HS>
+__global__ void __launch_bounds__(kThreads)
+    attention_dq_kernel(Layout L, DropoutArgs drop, T *dqkv, float *dsum, const T *dout, const T *qkv,
+                        const T *out, const float *lse) {
+    DqRows<T, HS> rows(L, drop, dqkv, dsum, dout, qkv, out, lse);
+    run_item<HS / 8>(L, rows);
+}
+
+template <class T, int HS>
+__global__ void __launch_bounds__(kThreads)
+    attention_dkdv_kernel(Layout L, DropoutArgs drop, T *dqkv, const float *dsum, const T *dout, const T *qkv,
+                          const float *lse) {
+    DkdvRows<T, HS> rows(L, drop, dqkv, dsum, dout, qkv, lse);
+    run_item<HS / 8>(L, rows);
+}
+
+// Tiles of at most kTileBytes (and no more rows than a sentence can have); whole sentences
+// per item when max_seqlen fits one tile, else one pass of rows per item.
+Layout make_layout(const int32_t *cu_seqlens, int C, int NH, int max_seqlen, size_t row_bytes) {
+    const int HS = C / NH, pass_rows = kThreads / (HS / 8);
+    int tile_rows = (int)(kTileBytes / row_bytes);
+    tile_rows = tile_rows < kMaxTileRows ? tile_rows : kMaxTileRows;
+    const bool whole = max_seqlen <= tile_rows;
+    Layout L;
+    L.cu_seqlens = cu_seqlens;
+    L.C = C;
+    L.NH = NH;
+    L.max_seqlen = max_seqlen;
+    L.tile_rows = whole ? max_seqlen : tile_rows;
+    L.item_rows = whole ? max_seqlen : pass_rows;
+    L.items_per_seq = whole ? 1 : (max_seqlen + pass_rows - 1) / pass_rows;
+    L.scale = 1.0f / sqrtf((float)HS);
+    return L;
 }
 
 int check_args(const char *what, int S, int T, int max_seqlen, int C, int NH, float keep_prob, MnrlError *err) {
@@ -299,55 +623,48 @@ int check_args(const char *what, int S, int T, int max_seqlen, int C, int NH, fl
     return 0;
 }
 
-Layout make_layout(const int32_t *cu_seqlens, int S, int C, int NH, int max_seqlen, int tiled,
-                   const Shape &shape) {
-    return Layout{cu_seqlens, S, C, NH, max_seqlen, tiled, shape.tiles_per_seq,
-                  1.0f / sqrtf((float)(C / NH))};
-}
-
-// Launches kernel(L, drop, args...) on the short shape and, when a sentence may be longer
-// than kShortMax, on the tiled shape; shared memory is smem_per_row bytes per block row,
-// the limit raised where that exceeds the default 48 KiB.
+// Launches kernel(L, drop, args...) with one block per work item and head. Shared memory:
+// the exchange buffer of `values` dot products per batch row, then tile_rows rows of
+// row_bytes each (at most kTileBytes plus dK/dV's lse and D: under the default 48 KiB).
 template <class... Params, class... Args>
-int launch_shapes(void (*kernel)(Layout, DropoutArgs, Params...), size_t smem_per_row,
-                  const int32_t *cu_seqlens, int S, int C, int NH, int max_seqlen, DropoutArgs drop,
-                  cudaStream_t stream, MnrlError *err, Args... args) {
+int launch(void (*kernel)(Layout, DropoutArgs, Params...), int values, size_t row_bytes, const int32_t *cu_seqlens,
+           int S, int C, int NH, int max_seqlen, DropoutArgs drop, cudaStream_t stream, MnrlError *err,
+           Args... args) {
     if (S == 0) return 0;
-    for (int tiled = 0; tiled <= (max_seqlen > kShortMax); tiled++) {
-        const Shape shape = tiled ? tiled_shape(S, max_seqlen) : short_shape(S, max_seqlen);
-        const size_t smem = smem_per_row * (size_t)shape.threads;
-        if (smem > 48 * 1024)
-            CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem), err);
-        const Layout L = make_layout(cu_seqlens, S, C, NH, max_seqlen, tiled, shape);
-        CUDA_LAUNCH(dim3((unsigned)shape.blocks, (unsigned)NH), shape.threads, smem, stream, kernel)(L, drop, args...);
-        CUDA_CHECK(cudaGetLastError(), err);
-    }
+    const Layout L = make_layout(cu_seqlens, C, NH, max_seqlen, row_bytes);
+    const long long blocks = (long long)S * L.items_per_seq;
+    if (blocks > 0x7fffffffLL)
+        return mnrl_fail(err, "%s:%d: attention: %d sentences of up to %d tokens need %lld blocks, more than a grid "
+                         "holds", __FILE__, __LINE__, S, max_seqlen, blocks);
+    const size_t smem = exchange_bytes(values) + row_bytes * (size_t)L.tile_rows;
+    CUDA_LAUNCH(dim3((unsigned)blocks, (unsigned)NH), kThreads, smem, stream, kernel)(L, drop, args...);
+    CUDA_CHECK(cudaGetLastError(), err);
     return 0;
 }
 
 template <class T, int HS>
 int forward_hs(T *out, float *lse, const T *qkv, const int32_t *cu_seqlens, int S, int max_seqlen, int C,
                int NH, DropoutArgs drop, cudaStream_t stream, MnrlError *err) {
-    return launch_shapes(attention_forward_kernel<T, HS>, 2 * HS * sizeof(T), cu_seqlens, S, C, NH, max_seqlen,
-                         drop, stream, err, out, lse, qkv);
+    return launch(attention_forward_kernel<T, HS>, 1, 2 * HS * sizeof(T), cu_seqlens, S, C, NH, max_seqlen, drop,
+                  stream, err, out, lse, qkv);
 }
 
 template <class T, int HS>
 int backward_hs(T *dqkv, const T *dout, const T *qkv, const T *out, const float *lse, const int32_t *cu_seqlens,
                 int S, int max_seqlen, int C, int NH, DropoutArgs drop, float *dsum, cudaStream_t stream,
                 MnrlError *err) {
-    if (launch_shapes(attention_dq_kernel<T, HS>, 2 * HS * sizeof(T), cu_seqlens, S, C, NH, max_seqlen, drop,
-                      stream, err, dqkv, dsum, dout, qkv, out, lse) != 0)
+    if (launch(attention_dq_kernel<T, HS>, 2, 2 * HS * sizeof(T), cu_seqlens, S, C, NH, max_seqlen, drop, stream,
+               err, dqkv, dsum, dout, qkv, out, lse) != 0)
         return -1;
-    return launch_shapes(attention_dkdv_kernel<T, HS>, 2 * HS * sizeof(T) + 2 * sizeof(float), cu_seqlens, S, C,
-                         NH, max_seqlen, drop, stream, err, dqkv, (const float *)dsum, dout, qkv, lse);
+    return launch(attention_dkdv_kernel<T, HS>, 2, 2 * HS * sizeof(T) + 2 * sizeof(float), cu_seqlens, S, C, NH,
+                  max_seqlen, drop, stream, err, dqkv, (const float *)dsum, dout, qkv, lse);
 }
 
 template <class T>
 int forward(const char *what, T *out, float *lse, const T *qkv, const int32_t *cu_seqlens, int S, int tokens, int max_seqlen,
             int C, int NH, float keep_prob, uint64_t seed, uint64_t rng_stream, cudaStream_t stream, MnrlError *err) {
     if (check_args(what, S, tokens, max_seqlen, C, NH, keep_prob, err) != 0) return -1;
-    const DropoutArgs drop{keep_prob, seed, rng_stream};
+    const DropoutArgs drop{keep_prob, 1.0f / keep_prob, seed, rng_stream};
     switch (C / NH) {
         case 16: return forward_hs<T, 16>(out, lse, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
         case 32: return forward_hs<T, 32>(out, lse, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
@@ -361,7 +678,7 @@ int backward(const char *what, T *dqkv, const T *dout, const T *qkv, const T *ou
              const int32_t *cu_seqlens, int S, int tokens, int max_seqlen, int C, int NH, float keep_prob, uint64_t seed,
              uint64_t rng_stream, void *workspace, cudaStream_t stream, MnrlError *err) {
     if (check_args(what, S, tokens, max_seqlen, C, NH, keep_prob, err) != 0) return -1;
-    const DropoutArgs drop{keep_prob, seed, rng_stream};
+    const DropoutArgs drop{keep_prob, 1.0f / keep_prob, seed, rng_stream};
     float *dsum = static_cast<float *>(workspace);
     switch (C / NH) {
         case 16: return backward_hs<T, 16>(dqkv, dout, qkv, out, lse, cu_seqlens, S, max_seqlen, C, NH, drop, dsum, stream, err);

@@ -3,20 +3,27 @@
 // emulation and compared with the CPU backend's ops_cpu()->attention_forward /
 // attention_backward on the same values (bf16 inputs decoded to fp32). Sentence lengths
 // 1, 2, 31, 33, 75, 128, 129, 512 packed together, batch 1 and odd batches, an NLI-like
-// batch of 127 short sentences (kernel_test.h's cases; 129 and 512 take the tiled path,
-// the rest the one-block path); hidden 64 with 4 heads (head size 16), 384 with 6 and 12
-// heads (64 and 32). The kernel's saved row log-sum-exp is checked against an fp64
-// log-sum-exp of the scores computed here.
+// batch of 127 short sentences (kernel_test.h's cases); hidden 64 with 4 heads (head size
+// 16), 384 with 6 and 12 heads (64 and 32), 256 with 2 heads (128). Both work splits of
+// the kernels run: a batch whose longest sentence fits one shared-memory tile (up to 128,
+// 64 or 32 rows by head size and dtype) gives each block whole sentences in several row
+// passes (NLI-like, odd batch 3 at the smaller head sizes), the others one pass of rows
+// per block with keys in several tiles (the batches with 129 or 512 tokens, odd batch 3
+// at head size 128 and in fp32 at 64, NLI-like in fp32 at 128). The kernel's saved row
+// log-sum-exp is checked against an fp64 log-sum-exp of the scores computed here.
 //
 // Tolerances: first-order error bounds (u = 2^-24) of both sides' fp32 arithmetic, per
 // element, computed in fp64 from the CPU's probabilities P and the dropout multipliers M
 // (recomputed here from rng.h), so a wrong key, head, mask element or row fails by orders
 // of magnitude. For query i of a sentence of n tokens, head size HS:
-//  - scores s_ij = scale·q_i·k_j: the kernel's fp32 dot is within (HS+1)u·Σ|q k|·scale,
+//  - scores s_ij = scale·q_i·k_j: the kernel's fp32 dot is within (HS+1)u·Σ|q k|·scale
+//    (it adds 8-term partial sums of the G = HS/8 lanes of a group in lane order:
+//    (HS/8 + 7)u, below the (HS+1)u of one sequential sum, which the bounds here assume;
+//    D_i's partials go through a butterfly instead: (8 + log2 G)u),
 //    the CPU's fp64 dot rounds twice: δ_i = (HS+4)·u·max_j scale·Σ_d|q_id k_jd|;
 //  - each probability is off by the relative ε_i = 2δ_i + (3n+16)u (the score errors
 //    through the softmax, the fp32 exponentials, the running sum and up to n rescalings of
-//    the online softmax);
+//    the online softmax, which rescales at most once per batch of 8 keys);
 //  - out_id = Σ_j P_ij M_ij v_jd: tol = (ε_i + (2n+4)u)·Σ_j P_ij M_ij |v_jd|;
 //  - lse_i: tol = δ_i + (2n+16)u + 2u·|lse_i|;
 //  - backward, with dP_ij = M_ij·dO_i·v_j and D_i = dO_i·O_i (fp32 dots on the GPU side:
@@ -305,13 +312,14 @@ int main(void) {
     int n_cases = packed_cases(&cases);
     // Every case in fp32 and bf16 with dropout on and off at hidden 64 (head size 16); at
     // hidden 384, 12 heads (head size 32) in bf16 with dropout and fp32 without, 6 heads
-    // (head size 64) in fp32 without and bf16 with.
+    // (head size 64) in fp32 without and bf16 with; at hidden 256, 2 heads (head size 128)
+    // in fp32 with dropout and bf16 without.
     // The ASan+UBSan build (about 3x slower, and the fp64 bounds here with it) keeps the
     // hidden-64 variants and one of hidden 384, to stay within about a minute.
     const Variant variants[] = {
         {64, 4, 0, 1.0f},   {64, 4, 0, 0.9f},  {64, 4, 1, 1.0f},  {64, 4, 1, 0.9f}, {384, 12, 1, 0.9f},
 #ifndef __SANITIZE_ADDRESS__
-        {384, 12, 0, 1.0f}, {384, 6, 0, 1.0f}, {384, 6, 1, 0.9f},
+        {384, 12, 0, 1.0f}, {384, 6, 0, 1.0f}, {384, 6, 1, 0.9f}, {256, 2, 0, 0.9f}, {256, 2, 1, 1.0f},
 #endif
     };
     uint64_t rng = 7;
