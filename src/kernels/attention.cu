@@ -15,21 +15,27 @@
 // G = HS/8 lanes of a warp (HS 16, 32, 64, 128 -> 2, 4, 8, 16 lanes), each lane holding
 // 8 of the row's columns (16-byte chunks g, g+G, ...: one chunk in bf16, two in fp32) of
 // every row vector in fp32 registers, so no head size spills (one thread per row needed
-// 2-4 arrays of HS floats); a dot product is the lane's 8-term partial sum, the group's
-// partials added through shared memory (Exchange, batches of kBatch other-side rows).
-// Blocks have kThreads = 128 threads, a pass of 128/G rows, and take one work item
-// (sentence, head, rows): the other side's rows (K and V, or Q, dO, lse and D) stream
-// through shared memory in tiles of up to tile_rows rows (about 32 KiB, in the act dtype:
-// the exact values; arithmetic is fp32) with an online softmax over the tiles (running max
-// and sum, the accumulator rescaled when the max grows), as flash attention.
+// 2-4 arrays of HS floats). Blocks have kThreads = 128 threads, a pass of 128/G rows, and
+// take one work item (sentence, head, rows): the other side's rows (K and V, or Q, dO, lse
+// and D) stream through shared memory in tiles of up to tile_rows rows (about 32 KiB, in
+// the act dtype: the exact values; arithmetic is fp32), with an online softmax over them
+// (running max and sum, the accumulator rescaled when the max grows), as flash attention.
 //  - max_seqlen <= tile_rows (all of NLI): one item per (sentence, head), the whole
 //    sentence, which the block covers in passes of 128/G rows over one tile loaded once;
 //    a 12-token sentence keeps 12·G threads busy, not a block of max_seqlen threads;
 //  - longer batches: one item per (sentence, head, pass of 128/G rows), so a long
 //    sentence spreads over many blocks; items past a sentence's end exit at once.
+// The group walks the tile in batches of kBatch = 8 other-side rows, in three steps
+// separated by __syncwarp (run_item): every lane computes its 8-term partial dot products
+// with the batch's rows (kBatch independent FMA chains); one lane per batch row adds the
+// group's G partials (in lane order: the same bits wherever they are used) and does the
+// row's scalar work (exp, dropout, dS); every lane then applies the resulting coefficients
+// to its 8 columns. The group shares partials and coefficients through shared memory
+// (Exchange), not a shuffle butterfly per dot product: a few warp barriers per batch,
+// which also keeps the CPU emulation (a fiber switch per lane and collective) fast.
 // Warps whose rows are all past the sentence skip the tiles (they only join barriers).
-// All rows of a block walk the same keys in the same order, so the warp barriers of the
-// exchange are reached by every lane together.
+// All rows of a block walk the same keys in the same order, so every lane reaches the
+// warp barriers together.
 //
 // Backward: O = (P∘M)V with M the dropout multipliers gives dV = (P∘M)^T dO,
 // dP = (dO V^T)∘M, dS = P∘(dP - D)·scale with D_i = dO_i·O_i, dQ = dS K, dK = dS^T Q.
@@ -48,6 +54,7 @@
 namespace {
 
 const int kThreads = 128;            // threads per block, every kernel and head size
+const int kMinBlocks = 5;            // per SM: <= 102 registers (unbounded, ptxas chose 80 and spilled)
 const int kTileBytes = 32 * 1024;    // shared-memory budget of one tile's row vectors
 const int kMaxTileRows = 128;
 const int kBatch = 8;                // other-side rows per exchange of partial dot products
@@ -67,64 +74,12 @@ struct Layout {
     float scale;        // 1 / sqrt(HS)
 };
 
-// How a row of HS elements of type T is split over its group of G lanes.
+// Column of element k (0..7) of lane g's slice of a row of HS elements: 16-byte chunks g,
+// g + G, ... (one chunk in bf16, two in fp32), so that the lanes of a group read
+// consecutive chunks of a shared-memory row (no bank conflicts).
 template <class T, int HS>
-struct Split {
-    static const int G = HS / 8;                    // lanes per row, 8 columns each
-    static const int kVec = 16 / (int)sizeof(T);    // elements of a 16-byte chunk
-    static const int kChunksPerRow = HS / kVec;
-    // Column of the lane's element k (0..7): chunks g, g + G, ... so that the lanes of a
-    // group read consecutive 16-byte chunks of a shared-memory row (no bank conflicts).
-    __device__ static int column(int g, int k) { return ((k / kVec) * G + g) * kVec + k % kVec; }
-};
-
-// Shared-memory tiles are arrays of 16-byte chunks, so a lane reads its columns of a row
-// with one (bf16) or two (fp32) 16-byte loads.
-template <class T>
-struct alignas(16) Chunk {
-    T v[16 / sizeof(T)];
-};
-
-template <int G>
-__device__ __forceinline__ float group_sum(float x) {
-    for (int offset = G / 2; offset > 0; offset >>= 1) x += __shfl_xor_sync(0xffffffffu, x, offset);
-    return x;
-}
-
-// The G partial sums of one group in the exchange buffer, read with 16-byte loads.
-template <int G>
-struct alignas(G >= 4 ? 16 : 8) GroupFloats {
-    float v[G];
-};
-
-// Shared-memory exchange of a batch of kBatch other-side rows: [kValues][kBatch][kThreads]
-// floats, then [kThreads] words. Lane g of a group puts its 8-term partial of dot product v
-// with batch row b, and after a __syncwarp every lane of the group adds the group's G
-// partials in lane order, so all of them hold the same bits; the words carry dropout bits
-// drawn by one lane for the whole group. Two warp barriers per batch instead of a shuffle
-// butterfly per dot product (the emulation pays a fiber switch per lane for every warp
-// collective), and kBatch independent FMA chains per lane.
-template <int G, int kValues>
-struct Exchange {
-    float *buf;
-
-    __device__ __forceinline__ float *slot(int v, int b) const { return buf + (v * kBatch + b) * kThreads; }
-    __device__ __forceinline__ void put(int v, int b, float x) const { slot(v, b)[threadIdx.x] = x; }
-    __device__ __forceinline__ float total(int v, int b) const {
-        const GroupFloats<G> p = *reinterpret_cast<const GroupFloats<G> *>(slot(v, b) + threadIdx.x / G * G);
-        float acc = p.v[0];
-        for (int x = 1; x < G; x++) acc += p.v[x];
-        return acc;
-    }
-    __device__ __forceinline__ uint32_t *words() const { return reinterpret_cast<uint32_t *>(slot(kValues, 0)); }
-    __device__ __forceinline__ void put_word(uint32_t w) const { words()[threadIdx.x] = w; }
-    // The word of lane l of this lane's group.
-    __device__ __forceinline__ uint32_t word(int l) const { return words()[threadIdx.x / G * G + l]; }
-};
-
-// Bytes of the exchange buffer of a kernel exchanging kValues dot products per batch row.
-__host__ __device__ constexpr size_t exchange_bytes(int kValues) {
-    return sizeof(float) * ((size_t)kValues * kBatch + 1) * kThreads;
+__device__ __forceinline__ int column(int g, int k) {
+    return ((k / kVec<T>) * (HS / 8) + g) * kVec<T> + k % kVec<T>;
 }
 
 __device__ __forceinline__ float partial_dot(const float (&x)[8], const float (&y)[8]) {
@@ -141,35 +96,95 @@ __device__ __forceinline__ void zero(float (&x)[8]) {
     for (int k = 0; k < 8; k++) x[k] = 0.0f;
 }
 
+// A butterfly over the G lanes of a group; every lane ends with the same bits.
+template <int G>
+__device__ __forceinline__ float group_sum(float x) {
+    for (int offset = G / 2; offset > 0; offset >>= 1) x += __shfl_xor_sync(0xffffffffu, x, offset);
+    return x;
+}
+
 // The lane's 8 elements of a row in global memory (its own row: read once per pass).
 template <class T, int HS>
 __device__ __forceinline__ void load_slice(float (&x)[8], const T *row, int g) {
-    for (int k = 0; k < 8; k++) x[k] = to_f32(row[Split<T, HS>::column(g, k)]);
+    for (int k = 0; k < 8; k++) x[k] = to_f32(row[column<T, HS>(g, k)]);
 }
 
 template <class T, int HS>
 __device__ __forceinline__ void store_slice(T *row, int g, const float (&x)[8], float scale) {
-    for (int k = 0; k < 8; k++) store(&row[Split<T, HS>::column(g, k)], x[k] * scale);
+    for (int k = 0; k < 8; k++) store(&row[column<T, HS>(g, k)], x[k] * scale);
 }
 
-// The lane's 8 elements of row r of a shared-memory tile.
+// The lane's 8 elements of row r of a shared-memory tile [rows][HS], 16 bytes per load.
 template <class T, int HS>
-__device__ __forceinline__ void tile_slice(float (&x)[8], const Chunk<T> *tile, int r, int g) {
-    using Sp = Split<T, HS>;
-    for (int c = 0; c < 8 / Sp::kVec; c++) {
-        const Chunk<T> chunk = tile[r * Sp::kChunksPerRow + c * Sp::G + g];
-        for (int e = 0; e < Sp::kVec; e++) x[c * Sp::kVec + e] = to_f32(chunk.v[e]);
+__device__ __forceinline__ void tile_slice(float (&x)[8], const T *tile, int r, int g) {
+    const int V = kVec<T>;
+    for (int c = 0; c < 8 / V; c++) {
+        float part[V];
+        load_f32<T, V>(part, tile + r * HS + column<T, HS>(g, c * V));
+        for (int e = 0; e < V; e++) x[c * V + e] = part[e];
     }
 }
 
 // Copies rows [r0, r0 + n) of one head's column block (offset col) of a [*, ld] tensor into
 // a tile, consecutive threads on consecutive columns (coalesced).
 template <class T, int HS>
-__device__ void load_rows(Chunk<T> *dst, const T *src, int ld, int col, int r0, int n) {
-    const int kVec = Split<T, HS>::kVec;
+__device__ void load_rows(T *dst, const T *src, int ld, int col, int r0, int n) {
     for (int idx = threadIdx.x; idx < n * HS; idx += kThreads)
-        dst[idx / kVec].v[idx % kVec] = src[(size_t)(r0 + idx / HS) * ld + col + idx % HS];
+        dst[idx] = src[(size_t)(r0 + idx / HS) * ld + col + idx % HS];
 }
+
+// What the lanes of a group exchange through shared memory for a batch of kBatch
+// other-side rows, between __syncwarp()s (see run_item):
+//  - partials [kValues][kBatch][kThreads]: lane g's 8-term partial of dot product v with
+//    batch row b; total() adds the group's G partials in lane order;
+//  - coefficients [kCoefs][kThreads/G][kBatch]: per group and batch row, what one lane
+//    computed from the totals (a score, a probability, dS) for all lanes to use;
+//  - words [kThreads]: dropout bits drawn by one lane for its group.
+// One lane per batch row does the scalar work (exp, dropout, dS) instead of all G, and a
+// batch costs 2 or 3 warp barriers instead of a shuffle butterfly per dot product (the
+// emulation pays a fiber switch per lane for every warp collective).
+template <int G, int kValues, int kCoefs>
+struct Exchange {
+    static const int kGroups = kThreads / G;
+    float *buf;
+
+    __host__ __device__ static constexpr size_t bytes() {
+        return sizeof(float) * ((size_t)kValues * kBatch * kThreads + (size_t)kCoefs * kGroups * kBatch + kThreads);
+    }
+    __device__ __forceinline__ float *partials(int v, int b) const { return buf + (v * kBatch + b) * kThreads; }
+    __device__ __forceinline__ float *coefs(int c) const {
+        return buf + kValues * kBatch * kThreads + (c * kGroups + (int)threadIdx.x / G) * kBatch;
+    }
+    __device__ __forceinline__ uint32_t *words() const {
+        return reinterpret_cast<uint32_t *>(buf + kValues * kBatch * kThreads + kCoefs * kGroups * kBatch);
+    }
+
+    __device__ __forceinline__ void put(int v, int b, float x) const { partials(v, b)[threadIdx.x] = x; }
+    __device__ __forceinline__ float total(int v, int b) const {
+        const int V = G < 4 ? G : 4;
+        const float *p = partials(v, b) + threadIdx.x / G * G;
+        float acc = 0.0f;  // + the first partial: exact
+        for (int c = 0; c < G / V; c++) {
+            float part[V];
+            load_f32<float, V>(part, p + c * V);
+            for (int e = 0; e < V; e++) acc += part[e];
+        }
+        return acc;
+    }
+    __device__ __forceinline__ void put_coef(int c, int b, float x) const { coefs(c)[b] = x; }
+    __device__ __forceinline__ float coef(int c, int b) const { return coefs(c)[b]; }
+    // All kBatch coefficients c of the group (entries past the batch's rows are stale).
+    __device__ __forceinline__ void all_coefs(int c, float (&x)[kBatch]) const {
+        for (int h = 0; h < kBatch / 4; h++) {
+            float part[4];
+            load_f32<float, 4>(part, coefs(c) + 4 * h);
+            for (int e = 0; e < 4; e++) x[4 * h + e] = part[e];
+        }
+    }
+    __device__ __forceinline__ void put_word(uint32_t w) const { words()[threadIdx.x] = w; }
+    // The word of lane l of this lane's group.
+    __device__ __forceinline__ uint32_t word(int l) const { return words()[threadIdx.x / G * G + l]; }
+};
 
 // Dropout element of (query token t, head h, key j) per ops.h.
 __device__ __forceinline__ uint64_t dropout_element(const Layout &L, int t, int h, int j) {
@@ -198,8 +213,8 @@ struct RowDropout {
     int covered = 0;               // keys below it have their bits
     bool drawn = false;
 
-    template <int kValues>
-    __device__ void draw(const DropoutArgs &d, const Exchange<G, kValues> &x, uint64_t e0, int j) {
+    template <class X>
+    __device__ void draw(const DropoutArgs &d, const X &x, uint64_t e0, int j) {
         if (d.keep_prob >= 1.0f || j + kBatch <= covered) return;  // the same in every group
         const uint64_t b = (e0 + j) >> 2;
         uint32_t w = 0;
@@ -213,8 +228,8 @@ struct RowDropout {
         drawn = true;
     }
 
-    template <int kValues>
-    __device__ void collect(const Exchange<G, kValues> &x) {
+    template <class X>
+    __device__ void collect(const X &x) {
         if (!drawn) return;
         drawn = false;
         bits = 0;
@@ -238,9 +253,8 @@ struct ColDropout {
     static const int kPerLane = (kBatch + G - 1) / G;
     uint32_t bits = 0;  // bit b: batch query b is kept
 
-    template <int kValues>
-    __device__ void draw(const DropoutArgs &d, const Exchange<G, kValues> &x, const Layout &L, int start, int h,
-                         int j, int i0) {
+    template <class X>
+    __device__ void draw(const DropoutArgs &d, const X &x, const Layout &L, int start, int h, int j, int i0) {
         if (d.keep_prob >= 1.0f) return;
         uint32_t w = 0;
         for (int r = 0; r < kPerLane; r++) {
@@ -252,8 +266,8 @@ struct ColDropout {
         x.put_word(w);
     }
 
-    template <int kValues>
-    __device__ void collect(const DropoutArgs &d, const Exchange<G, kValues> &x) {
+    template <class X>
+    __device__ void collect(const DropoutArgs &d, const X &x) {
         if (d.keep_prob >= 1.0f) return;
         bits = 0;
         for (int b = 0; b < kBatch; b++) bits |= ((x.word(b % G) >> (b / G)) & 1u) << b;
@@ -269,10 +283,10 @@ struct ColDropout {
 //   rows.begin(start, i, active)  the group's row i of the sentence starting at token start
 //   rows.load(t0, n)              the block copies rows t0 .. t0+n-1 of the other side to
 //                                 shared memory (between barriers)
-//   rows.partials(j, j0, nb)      the lane's partial dot products with tile rows j0 ..
-//                                 j0+nb-1 (sentence rows j .. j+nb-1) and its dropout
-//                                 bits into the exchange buffer
-//   rows.update(j, j0, nb)        the group's row takes in those rows
+//   then for each batch of nb <= kBatch tile rows j0 .. j0+nb-1 (sentence rows j ..):
+//   rows.partials(j, j0, nb)      every lane: its partial dot products (and dropout draws)
+//   rows.coefficients(j, j0, nb)  lane b % G of the group: batch row b's scalar work
+//   rows.accumulate(j0, nb)       every lane: its 8 columns of the row's sums
 //   rows.end()                    the group writes its row (when active)
 // in passes of kThreads / G rows; a sentence that fits one tile is loaded once per item.
 template <int G, class Rows>
@@ -296,8 +310,9 @@ __device__ __forceinline__ void run_item(const Layout &L, Rows &rows) {
                 const int nb = min(kBatch, n - j0);
                 rows.partials(k0 + j0, j0, nb);
                 __syncwarp();
-                rows.update(k0 + j0, j0, nb);
-                __syncwarp();  // the partials are read before the next batch's replace them
+                rows.coefficients(k0 + j0, j0, nb);
+                __syncwarp();
+                rows.accumulate(j0, nb);
             }
         }
         rows.end();
@@ -306,32 +321,38 @@ __device__ __forceinline__ void run_item(const Layout &L, Rows &rows) {
 
 // What the row operations of every kernel share. Dynamic shared memory holds the exchange
 // buffer, then the kernel's tiles.
-template <int G, int kValues>
+template <int G, int kValues, int kCoefs>
 struct RowsBase {
+    using X = Exchange<G, kValues, kCoefs>;
     Layout L;
     DropoutArgs drop;
     int h, g;  // head; lane within the row's group
-    Exchange<G, kValues> x;
+    X x;
 
     __device__ RowsBase(const Layout &L_, const DropoutArgs &drop_)
         : L(L_), drop(drop_), h(blockIdx.y), g(threadIdx.x % G), x{reinterpret_cast<float *>(mnrl_dyn_smem)} {}
 
-    // The first tile, after the exchange buffer.
-    template <class T>
-    __device__ Chunk<T> *tiles() const {
-        return reinterpret_cast<Chunk<T> *>(mnrl_dyn_smem + exchange_bytes(kValues));
+    // Tile k of the rows of HS elements of T after the exchange buffer.
+    template <class T, int HS>
+    __device__ T *tile(int k) const {
+        return reinterpret_cast<T *>(mnrl_dyn_smem + X::bytes()) + (size_t)k * L.tile_rows * HS;
     }
 };
 
-// Forward: group per query row, keys and values streamed; O_i and lse_i.
+// Forward: group per query row, keys and values streamed; O_i and lse_i. Online softmax
+// per batch: the batch's scores (one lane per key), their max, one rescale of what was
+// summed under the old max when the batch raises it, then the weights p·M (one lane per
+// key) that every lane applies to its columns of V. Each lane sums the probabilities of
+// its keys; end() adds the group's sums.
 template <class T, int HS>
-struct ForwardRows : RowsBase<HS / 8, 1> {
+struct ForwardRows : RowsBase<HS / 8, 1, 2> {
     static const int G = HS / 8;
-    using RowsBase<G, 1>::L, RowsBase<G, 1>::drop, RowsBase<G, 1>::h, RowsBase<G, 1>::g, RowsBase<G, 1>::x;
+    using Base = RowsBase<G, 1, 2>;
+    using Base::L, Base::drop, Base::h, Base::g, Base::x;
     T *out;
     float *lse;
     const T *qkv;
-    Chunk<T> *k_tile, *v_tile;
+    T *k_tile, *v_tile;
     int t;
     bool active;
     uint64_t e0;  // dropout element of key 0
@@ -339,8 +360,8 @@ struct ForwardRows : RowsBase<HS / 8, 1> {
     RowDropout<G> mask;
 
     __device__ ForwardRows(const Layout &L_, const DropoutArgs &drop_, T *out_, float *lse_, const T *qkv_)
-        : RowsBase<G, 1>(L_, drop_), out(out_), lse(lse_), qkv(qkv_), k_tile(this->template tiles<T>()),
-          v_tile(k_tile + L_.tile_rows * Split<T, HS>::kChunksPerRow) {}
+        : Base(L_, drop_), out(out_), lse(lse_), qkv(qkv_), k_tile(this->template tile<T, HS>(0)),
+          v_tile(this->template tile<T, HS>(1)) {}
 
     __device__ __forceinline__ void begin(int start, int i, bool row_active) {
         t = start + i;
@@ -369,49 +390,58 @@ struct ForwardRows : RowsBase<HS / 8, 1> {
         mask.draw(drop, x, e0, j);
     }
 
-    // Online softmax over the batch: one rescale of what was summed under the old max
-    // when the batch raises it, then the batch's probabilities.
-    __device__ __forceinline__ void update(int j, int j0, int nb) {
+    __device__ __forceinline__ void coefficients(int j, int, int nb) {
         mask.collect(x);
+        for (int b = g; b < nb; b += G) x.put_coef(0, b, x.total(0, b) * L.scale);
+        __syncwarp();
         float s[kBatch], m_new = m;
-        for (int b = 0; b < kBatch; b++) {
-            s[b] = b < nb ? x.total(0, b) * L.scale : -INFINITY;
-            m_new = fmaxf(m_new, s[b]);
-        }
+        x.all_coefs(0, s);
+        for (int b = 0; b < kBatch; b++)
+            if (b < nb) m_new = fmaxf(m_new, s[b]);
         if (m_new > m) {
             const float correction = expf(m - m_new);
             l *= correction;
             for (int k = 0; k < 8; k++) o[k] *= correction;
             m = m_new;
         }
+        for (int b = g; b < nb; b += G) {
+            const float p = expf(x.coef(0, b) - m);
+            l += p;
+            x.put_coef(1, b, p * mask.at(drop, e0, j + b));
+        }
+    }
+
+    __device__ __forceinline__ void accumulate(int j0, int nb) {
+        float w[kBatch];
+        x.all_coefs(1, w);
         for (int b = 0; b < kBatch; b++)
             if (b < nb) {
-                const float p = expf(s[b] - m);
-                l += p;
                 float v[8];
                 tile_slice<T, HS>(v, v_tile, j0 + b, g);
-                axpy(o, p * mask.at(drop, e0, j + b), v);
+                axpy(o, w[b], v);
             }
     }
 
     __device__ __forceinline__ void end() {
+        const float sum = group_sum<G>(l);
         if (!active) return;
-        store_slice<T, HS>(out + (size_t)t * L.C + h * HS, g, o, 1.0f / l);
-        if (g == 0) lse[(size_t)t * L.NH + h] = m + logf(l);
+        store_slice<T, HS>(out + (size_t)t * L.C + h * HS, g, o, 1.0f / sum);
+        if (g == 0) lse[(size_t)t * L.NH + h] = m + logf(sum);
     }
 };
 
 // Backward, query side: D_i = dO_i·O_i (to the workspace, for the key side) and
-// dQ_i = Σ_j dS_ij k_j, group per query, keys and values streamed.
+// dQ_i = Σ_j dS_ij k_j, group per query, keys and values streamed; dS_ij one lane per key.
 template <class T, int HS>
-struct DqRows : RowsBase<HS / 8, 2> {
+struct DqRows : RowsBase<HS / 8, 2, 1> {
     static const int G = HS / 8;
-    using RowsBase<G, 2>::L, RowsBase<G, 2>::drop, RowsBase<G, 2>::h, RowsBase<G, 2>::g, RowsBase<G, 2>::x;
+    using Base = RowsBase<G, 2, 1>;
+    using Base::L, Base::drop, Base::h, Base::g, Base::x;
     T *dqkv;
     float *dsum;
     const T *dout, *qkv, *out;
     const float *lse;
-    Chunk<T> *k_tile, *v_tile;
+    T *k_tile, *v_tile;
     int t;
     bool active;
     uint64_t e0;
@@ -420,8 +450,8 @@ struct DqRows : RowsBase<HS / 8, 2> {
 
     __device__ DqRows(const Layout &L_, const DropoutArgs &drop_, T *dqkv_, float *dsum_, const T *dout_,
                       const T *qkv_, const T *out_, const float *lse_)
-        : RowsBase<G, 2>(L_, drop_), dqkv(dqkv_), dsum(dsum_), dout(dout_), qkv(qkv_), out(out_), lse(lse_),
-          k_tile(this->template tiles<T>()), v_tile(k_tile + L_.tile_rows * Split<T, HS>::kChunksPerRow) {}
+        : Base(L_, drop_), dqkv(dqkv_), dsum(dsum_), dout(dout_), qkv(qkv_), out(out_), lse(lse_),
+          k_tile(this->template tile<T, HS>(0)), v_tile(this->template tile<T, HS>(1)) {}
 
     __device__ __forceinline__ void begin(int start, int i, bool row_active) {
         t = start + i;
@@ -462,16 +492,24 @@ struct DqRows : RowsBase<HS / 8, 2> {
         mask.draw(drop, x, e0, j);
     }
 
-    __device__ __forceinline__ void update(int j, int j0, int nb) {
+    __device__ __forceinline__ void coefficients(int j, int, int nb) {
         mask.collect(x);
+        for (int b = g; b < nb; b += G) {
+            const float p = expf(x.total(0, b) * L.scale - row_lse);
+            const float keep = mask.at(drop, e0, j + b);
+            const float dp = keep != 0.0f ? x.total(1, b) * keep : 0.0f;
+            x.put_coef(0, b, p * (dp - D) * L.scale);
+        }
+    }
+
+    __device__ __forceinline__ void accumulate(int j0, int nb) {
+        float ds[kBatch];
+        x.all_coefs(0, ds);
         for (int b = 0; b < kBatch; b++)
             if (b < nb) {
-                const float p = expf(x.total(0, b) * L.scale - row_lse);
-                const float keep = mask.at(drop, e0, j + b);
-                const float dp = keep != 0.0f ? x.total(1, b) * keep : 0.0f;
                 float k[8];
                 tile_slice<T, HS>(k, k_tile, j0 + b, g);
-                axpy(dq, p * (dp - D) * L.scale, k);
+                axpy(dq, ds[b], k);
             }
     }
 
@@ -481,16 +519,17 @@ struct DqRows : RowsBase<HS / 8, 2> {
 };
 
 // Backward, key side: group per key j, queries (with their dO, lse and D) streamed:
-// dK_j = Σ_i dS_ij q_i, dV_j = Σ_i P_ij M_ij dO_i.
+// dK_j = Σ_i dS_ij q_i, dV_j = Σ_i P_ij M_ij dO_i; dS_ij and P_ij M_ij one lane per query.
 template <class T, int HS>
-struct DkdvRows : RowsBase<HS / 8, 2> {
+struct DkdvRows : RowsBase<HS / 8, 2, 2> {
     static const int G = HS / 8;
-    using RowsBase<G, 2>::L, RowsBase<G, 2>::drop, RowsBase<G, 2>::h, RowsBase<G, 2>::g, RowsBase<G, 2>::x;
+    using Base = RowsBase<G, 2, 2>;
+    using Base::L, Base::drop, Base::h, Base::g, Base::x;
     T *dqkv;
     const float *dsum;
     const T *dout, *qkv;
     const float *lse;
-    Chunk<T> *q_tile, *do_tile;
+    T *q_tile, *do_tile;
     float *lse_tile, *d_tile;
     int start, j;
     bool active;
@@ -499,10 +538,9 @@ struct DkdvRows : RowsBase<HS / 8, 2> {
 
     __device__ DkdvRows(const Layout &L_, const DropoutArgs &drop_, T *dqkv_, const float *dsum_, const T *dout_,
                         const T *qkv_, const float *lse_)
-        : RowsBase<G, 2>(L_, drop_), dqkv(dqkv_), dsum(dsum_), dout(dout_), qkv(qkv_), lse(lse_),
-          q_tile(this->template tiles<T>()), do_tile(q_tile + L_.tile_rows * Split<T, HS>::kChunksPerRow),
-          lse_tile(reinterpret_cast<float *>(do_tile + L_.tile_rows * Split<T, HS>::kChunksPerRow)),
-          d_tile(lse_tile + L_.tile_rows) {}
+        : Base(L_, drop_), dqkv(dqkv_), dsum(dsum_), dout(dout_), qkv(qkv_), lse(lse_),
+          q_tile(this->template tile<T, HS>(0)), do_tile(this->template tile<T, HS>(1)),
+          lse_tile(reinterpret_cast<float *>(this->template tile<T, HS>(2))), d_tile(lse_tile + L_.tile_rows) {}
 
     __device__ __forceinline__ void begin(int start_, int j_, bool row_active) {
         start = start_;
@@ -542,18 +580,28 @@ struct DkdvRows : RowsBase<HS / 8, 2> {
         mask.draw(drop, x, L, start, h, j, i);
     }
 
-    __device__ __forceinline__ void update(int, int i0, int nb) {
+    __device__ __forceinline__ void coefficients(int, int i0, int nb) {
         mask.collect(drop, x);
+        for (int b = g; b < nb; b += G) {
+            const float p = expf(x.total(0, b) * L.scale - lse_tile[i0 + b]);
+            const float keep = mask.at(drop, b);
+            const float dp = keep != 0.0f ? x.total(1, b) * keep : 0.0f;
+            x.put_coef(0, b, p * (dp - d_tile[i0 + b]) * L.scale);
+            x.put_coef(1, b, p * keep);
+        }
+    }
+
+    __device__ __forceinline__ void accumulate(int i0, int nb) {
+        float ds[kBatch], pm[kBatch];
+        x.all_coefs(0, ds);
+        x.all_coefs(1, pm);
         for (int b = 0; b < kBatch; b++)
             if (b < nb) {
-                const float p = expf(x.total(0, b) * L.scale - lse_tile[i0 + b]);
-                const float keep = mask.at(drop, b);
-                const float dp = keep != 0.0f ? x.total(1, b) * keep : 0.0f;
                 float q[8], d_o[8];
                 tile_slice<T, HS>(q, q_tile, i0 + b, g);
                 tile_slice<T, HS>(d_o, do_tile, i0 + b, g);
-                axpy(dk, p * (dp - d_tile[i0 + b]) * L.scale, q);
-                axpy(dv, p * keep, d_o);
+                axpy(dk, ds[b], q);
+                axpy(dv, pm[b], d_o);
             }
     }
 
@@ -566,14 +614,14 @@ struct DkdvRows : RowsBase<HS / 8, 2> {
 };
 
 template <class T, int HS>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
     attention_forward_kernel(Layout L, DropoutArgs drop, T *out, float *lse, const T *qkv) {
     ForwardRows<T, HS> rows(L, drop, out, lse, qkv);
     run_item<HS / 8>(L, rows);
 }
 
 template <class T, int HS>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
     attention_dq_kernel(Layout L, DropoutArgs drop, T *dqkv, float *dsum, const T *dout, const T *qkv,
                         const T *out, const float *lse) {
     DqRows<T, HS> rows(L, drop, dqkv, dsum, dout, qkv, out, lse);
@@ -581,7 +629,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <class T, int HS>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
     attention_dkdv_kernel(Layout L, DropoutArgs drop, T *dqkv, const float *dsum, const T *dout, const T *qkv,
                           const float *lse) {
     DkdvRows<T, HS> rows(L, drop, dqkv, dsum, dout, qkv, lse);
@@ -624,10 +672,10 @@ int check_args(const char *what, int S, int T, int max_seqlen, int C, int NH, fl
 }
 
 // Launches kernel(L, drop, args...) with one block per work item and head. Shared memory:
-// the exchange buffer of `values` dot products per batch row, then tile_rows rows of
-// row_bytes each (at most kTileBytes plus dK/dV's lse and D: under the default 48 KiB).
+// the exchange buffer (exchange bytes), then tile_rows rows of row_bytes each (at most
+// kTileBytes plus dK/dV's lse and D; with the exchange under the default 48 KiB).
 template <class... Params, class... Args>
-int launch(void (*kernel)(Layout, DropoutArgs, Params...), int values, size_t row_bytes, const int32_t *cu_seqlens,
+int launch(void (*kernel)(Layout, DropoutArgs, Params...), size_t exchange, size_t row_bytes, const int32_t *cu_seqlens,
            int S, int C, int NH, int max_seqlen, DropoutArgs drop, cudaStream_t stream, MnrlError *err,
            Args... args) {
     if (S == 0) return 0;
@@ -636,7 +684,7 @@ int launch(void (*kernel)(Layout, DropoutArgs, Params...), int values, size_t ro
     if (blocks > 0x7fffffffLL)
         return mnrl_fail(err, "%s:%d: attention: %d sentences of up to %d tokens need %lld blocks, more than a grid "
                          "holds", __FILE__, __LINE__, S, max_seqlen, blocks);
-    const size_t smem = exchange_bytes(values) + row_bytes * (size_t)L.tile_rows;
+    const size_t smem = exchange + row_bytes * (size_t)L.tile_rows;
     CUDA_LAUNCH(dim3((unsigned)blocks, (unsigned)NH), kThreads, smem, stream, kernel)(L, drop, args...);
     CUDA_CHECK(cudaGetLastError(), err);
     return 0;
@@ -645,19 +693,19 @@ int launch(void (*kernel)(Layout, DropoutArgs, Params...), int values, size_t ro
 template <class T, int HS>
 int forward_hs(T *out, float *lse, const T *qkv, const int32_t *cu_seqlens, int S, int max_seqlen, int C,
                int NH, DropoutArgs drop, cudaStream_t stream, MnrlError *err) {
-    return launch(attention_forward_kernel<T, HS>, 1, 2 * HS * sizeof(T), cu_seqlens, S, C, NH, max_seqlen, drop,
-                  stream, err, out, lse, qkv);
+    return launch(attention_forward_kernel<T, HS>, ForwardRows<T, HS>::X::bytes(), 2 * HS * sizeof(T), cu_seqlens, S,
+                  C, NH, max_seqlen, drop, stream, err, out, lse, qkv);
 }
 
 template <class T, int HS>
 int backward_hs(T *dqkv, const T *dout, const T *qkv, const T *out, const float *lse, const int32_t *cu_seqlens,
                 int S, int max_seqlen, int C, int NH, DropoutArgs drop, float *dsum, cudaStream_t stream,
                 MnrlError *err) {
-    if (launch(attention_dq_kernel<T, HS>, 2, 2 * HS * sizeof(T), cu_seqlens, S, C, NH, max_seqlen, drop, stream,
-               err, dqkv, dsum, dout, qkv, out, lse) != 0)
+    if (launch(attention_dq_kernel<T, HS>, DqRows<T, HS>::X::bytes(), 2 * HS * sizeof(T), cu_seqlens, S, C, NH,
+               max_seqlen, drop, stream, err, dqkv, dsum, dout, qkv, out, lse) != 0)
         return -1;
-    return launch(attention_dkdv_kernel<T, HS>, 2, 2 * HS * sizeof(T) + 2 * sizeof(float), cu_seqlens, S, C, NH,
-                  max_seqlen, drop, stream, err, dqkv, (const float *)dsum, dout, qkv, lse);
+    return launch(attention_dkdv_kernel<T, HS>, DkdvRows<T, HS>::X::bytes(), 2 * HS * sizeof(T) + 2 * sizeof(float),
+                  cu_seqlens, S, C, NH, max_seqlen, drop, stream, err, dqkv, (const float *)dsum, dout, qkv, lse);
 }
 
 template <class T>

@@ -23,7 +23,9 @@
 //    the CPU's fp64 dot rounds twice: δ_i = (HS+4)·u·max_j scale·Σ_d|q_id k_jd|;
 //  - each probability is off by the relative ε_i = 2δ_i + (3n+16)u (the score errors
 //    through the softmax, the fp32 exponentials, the running sum and up to n rescalings of
-//    the online softmax, which rescales at most once per batch of 8 keys);
+//    the online softmax, which rescales at most once per batch of 8 keys; the kernel's sum
+//    adds each lane's share of the probabilities, then the G shares: within the bound of
+//    the sequential sum);
 //  - out_id = Σ_j P_ij M_ij v_jd: tol = (ε_i + (2n+4)u)·Σ_j P_ij M_ij |v_jd|;
 //  - lse_i: tol = δ_i + (2n+16)u + 2u·|lse_i|;
 //  - backward, with dP_ij = M_ij·dO_i·v_j and D_i = dO_i·O_i (fp32 dots on the GPU side:
