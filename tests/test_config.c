@@ -396,12 +396,35 @@ static void test_hash(void) {
                               "data.recipe=pairs", "train.epochs=2", "loss.symmetric=true",
                               "train.dropout=0.1", "data.negative_columns=[\"n\"]",
                               "model.precision=fp32", "train.warmup_steps=10"};
+    uint64_t resume_h = config_resume_hash(&base);
     for (size_t i = 0; i < sizeof training / sizeof training[0]; i++) {
         MnrlConfig c;
         CHECK_EQ_INT(load("{" REQUIRED_KEYS "}", training[i], &c), 0);
         CHECK_MSG(config_hash(&c) != h, "%s does not change the hash", training[i]);
+        // Only the length of training may change on --resume; any other key is named.
+        int resumable = strncmp(training[i], "train.epochs=", 13) == 0;
+        CHECK_MSG((config_resume_hash(&c) == resume_h) == resumable, "%s: resume hash", training[i]);
+        ConfigDifference diff;
+        CHECK_EQ_INT(config_resume_difference(&base, &c, &diff), !resumable);
+        // (warmup_steps also zeroes warmup_ratio, the key before it.)
+        int named = strncmp(training[i], diff.key, strlen(diff.key)) == 0 && training[i][strlen(diff.key)] == '=';
+        if (!resumable) CHECK_MSG(named || strcmp(diff.key, "train.warmup_ratio") == 0, "%s named %s", training[i],
+                                  diff.key);
         config_free(&c);
     }
+    MnrlConfig longer;
+    CHECK_EQ_INT(load("{" REQUIRED_KEYS "}", "train.max_steps=500", &longer), 0);
+    CHECK(config_hash(&longer) != h && config_resume_hash(&longer) == resume_h);
+    config_free(&longer);
+    MnrlConfig lr;
+    ConfigDifference diff;
+    CHECK_EQ_INT(load("{" REQUIRED_KEYS "}", "train.lr=3e-5", &lr), 0);
+    CHECK_EQ_INT(config_resume_difference(&base, &lr, &diff), 1);
+    CHECK_STR(diff.key, "train.lr");
+    CHECK_STR(diff.a, "2e-5");
+    CHECK_STR(diff.b, "3e-5");
+    CHECK_EQ_INT(diff.count, 1);
+    config_free(&lr);
     const char *other[] = {"output.dir=elsewhere", "train.log_every=10", "eval.every_steps=100",
                            "model.path=/moved/model", "data.train=/moved/t.tsv",
                            "checkpoint.keep=5", "dist.backend=mpi", "model.backend=cpu",

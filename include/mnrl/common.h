@@ -49,7 +49,8 @@ uint64_t mnrl_rand_below(uint64_t *state, uint64_t bound);
 int mnrl_read_file(const char *path, char **out_data, size_t *out_len, MnrlError *err);
 
 // Writes data to path atomically: path.tmp.PID is written, fsync'd and renamed over path,
-// so a reader never sees a half-written file.
+// so a reader never sees a half-written file. (Tests can make it fail: MNRL_TEST_FAIL_WRITE
+// in common.c.)
 int mnrl_write_file_atomic(const char *path, const void *data, size_t len, MnrlError *err);
 
 int mnrl_file_exists(const char *path);

@@ -134,6 +134,24 @@ char *config_to_json(const MnrlConfig *cfg);
 // distribution settings are left out, so a run can be resumed from a moved folder.
 uint64_t config_hash(const MnrlConfig *cfg);
 
+// config_hash without the keys a resumed run may change: train.epochs and train.max_steps
+// (training on for longer, or stopping sooner, from a checkpoint). --resume requires the
+// checkpoint's to equal this run's.
+uint64_t config_resume_hash(const MnrlConfig *cfg);
+
+// The keys of config_resume_hash whose values differ: how many, and the first of them
+// ("section.key") with both values as JSON.
+typedef struct {
+    int count;
+    char key[64];
+    char a[256], b[256];
+} ConfigDifference;
+
+// 1 when the values the two configs' resume hashes cover differ (the first differing key
+// in schema order, docs/config.md's, in *diff), else 0: what names the culprit when a
+// checkpoint is refused for its config.
+int config_resume_difference(const MnrlConfig *a, const MnrlConfig *b, ConfigDifference *diff);
+
 void config_free(MnrlConfig *cfg);
 
 // The embedded default (configs/demo.json, compiled in by CMake).

@@ -66,8 +66,10 @@ typedef struct {
 
 // Starts the log of a run of total_steps steps, start_step of them already done (0, or
 // the resumed checkpoint's step). out_dir: metrics.jsonl is created there or appended to
-// (resume), NULL for none. A step line is printed for the first step of the session,
-// every log_every-th step and the last one.
+// (resume), NULL for none; records of steps after start_step (left by a run that went on
+// past its checkpoint) and a partial last line are cut off first, so that no step is
+// logged twice. A step line is printed for the first step of the session, every
+// log_every-th step and the last one.
 int steplog_open(StepLog *log, FILE *out, const char *out_dir, int64_t total_steps, int64_t start_step,
                  int log_every, MnrlError *err);
 // Logs a step: the line when due, the bar on a terminal, the metrics line (flushed) always.
@@ -76,6 +78,8 @@ int steplog_open(StepLog *log, FILE *out, const char *out_dir, int64_t total_ste
 int steplog_step(StepLog *log, const StepStats *s, MnrlError *err);
 // Logs an evaluation (Spearman and Pearson ×100) of split after step.
 int steplog_eval(StepLog *log, int64_t step, const char *split, double spearman, double pearson, MnrlError *err);
+// Prints a line of news (a checkpoint written) above the bar, as of step.
+void steplog_note(StepLog *log, int64_t step, const char *line);
 // Leaves the bar's final state on its own line and closes metrics.jsonl.
 int steplog_close(StepLog *log, MnrlError *err);
 

@@ -141,7 +141,7 @@ void model_backward(Model *m, const float *dpooled);
 
 // Clips the gradients to opt->max_grad_norm (global L2 norm) and takes one AdamW step at
 // learning rate lr, weight decay on the tensors whose decay flag is set. Returns the
-// pre-clip gradient norm.
+// pre-clip gradient norm; when it is not finite nothing is updated (adam_step included).
 float model_optimizer_step(Model *m, float lr, const AdamWOptions *opt);
 
 #endif

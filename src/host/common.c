@@ -146,7 +146,16 @@ int mnrl_read_file(const char *path, char **out_data, size_t *out_len, MnrlError
     return 0;
 }
 
+// Test-only, and read here alone: MNRL_TEST_FAIL_WRITE=TEXT makes every write of a path
+// containing TEXT fail as on a full disk (ENOSPC), so that tests can check what a failed
+// write leaves behind (tests/test_checkpoint.c, tests/cli/checkpoint.sh).
+static int injected_write_failure(const char *path) {
+    const char *text = getenv("MNRL_TEST_FAIL_WRITE");
+    return text && text[0] && strstr(path, text);
+}
+
 int mnrl_write_file_atomic(const char *path, const void *data, size_t len, MnrlError *err) {
+    int inject = injected_write_failure(path);
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
         return mnrl_fail(err, "%s: path too long", path);
@@ -156,10 +165,11 @@ int mnrl_write_file_atomic(const char *path, const void *data, size_t len, MnrlE
     const char *p = data;
     size_t left = len;
     while (left > 0) {
-        ssize_t n = write(fd, p, left);
+        ssize_t n = inject ? (errno = ENOSPC, -1) : write(fd, p, left);
         if (n < 0) {
             if (errno == EINTR) continue;
-            mnrl_fail(err, "%s: write failed: %s", tmp, strerror(errno));
+            mnrl_fail(err, "%s: write failed: %s%s", tmp, strerror(errno),
+                      inject ? " (injected by MNRL_TEST_FAIL_WRITE, a test-only variable)" : "");
             close(fd);
             unlink(tmp);
             return -1;

@@ -30,6 +30,7 @@ enum {
     MIN_OPEN = 1 << 3,   // numbers: min itself excluded
     MAX_OPEN = 1 << 4,   // numbers: max itself excluded
     HASHED = 1 << 5,     // part of config_hash (changes what training computes)
+    RESUMABLE = 1 << 6,  // hashed, yet a resumed run may change it (how long it trains)
 };
 
 typedef struct {
@@ -90,8 +91,8 @@ static const KeySpec schema[] = {
     STRING(data, cache_dir, ".mnrl_cache", NON_EMPTY),
 
     INT(train, batch_size, 1, INT_MAX, 128, HASHED),
-    INT(train, epochs, 1, INT_MAX, 1, HASHED),
-    INT64(train, max_steps, 0, 0, HASHED),
+    INT(train, epochs, 1, INT_MAX, 1, HASHED | RESUMABLE),
+    INT64(train, max_steps, 0, 0, HASHED | RESUMABLE),
     NUMBER(train, lr, 0, DBL_MAX, 2e-5, MIN_OPEN | HASHED),
     NUMBER(train, warmup_ratio, 0, 1, 0.1, HASHED),
     INT64(train, warmup_steps, -1, -1, HASHED),
@@ -652,13 +653,14 @@ static int number_precision(const MnrlConfig *cfg) {
     return precision;
 }
 
-static json_t *config_to_tree(const MnrlConfig *cfg, unsigned only_flags) {
+// The keys with all of only_flags and none of without_flags, by section.
+static json_t *config_to_tree(const MnrlConfig *cfg, unsigned only_flags, unsigned without_flags) {
     json_t *root = json_object();
     for (size_t s = 0; s < N_SECTIONS; s++) {
         json_t *section = json_object();
         for (size_t i = 0; i < N_KEYS; i++) {
             if (strcmp(schema[i].section, section_names[s]) != 0) continue;
-            if ((schema[i].flags & only_flags) != only_flags) continue;
+            if ((schema[i].flags & only_flags) != only_flags || (schema[i].flags & without_flags)) continue;
             json_object_set_new(section, schema[i].name, get_value(cfg, &schema[i]));
         }
         json_object_set_new(root, section_names[s], section);
@@ -667,20 +669,44 @@ static json_t *config_to_tree(const MnrlConfig *cfg, unsigned only_flags) {
 }
 
 char *config_to_json(const MnrlConfig *cfg) {
-    json_t *root = config_to_tree(cfg, 0);
+    json_t *root = config_to_tree(cfg, 0, 0);
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(number_precision(cfg)));
     json_decref(root);
     if (!text) abort();  // jansson fails here only when out of memory
     return text;
 }
 
-uint64_t config_hash(const MnrlConfig *cfg) {
-    // Hash the compact JSON of the hashed keys: key names are in it, numbers at full
-    // precision, so any change of a training field (or a renamed key) changes the hash.
-    json_t *root = config_to_tree(cfg, HASHED);
+// Hashes the compact JSON of the selected keys: key names are in it, numbers at full
+// precision, so any change of a training field (or a renamed key) changes the hash.
+static uint64_t hash_keys(const MnrlConfig *cfg, unsigned without_flags) {
+    json_t *root = config_to_tree(cfg, HASHED, without_flags);
     char *text = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(root);
     uint64_t h = mnrl_hash64(text, strlen(text), 0x6d6e726c636f6e66ULL);  // "mnrlconf"
     free(text);
     return h;
+}
+
+uint64_t config_hash(const MnrlConfig *cfg) { return hash_keys(cfg, 0); }
+
+uint64_t config_resume_hash(const MnrlConfig *cfg) { return hash_keys(cfg, RESUMABLE); }
+
+int config_resume_difference(const MnrlConfig *a, const MnrlConfig *b, ConfigDifference *diff) {
+    diff->count = 0;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const KeySpec *spec = &schema[i];
+        if (!(spec->flags & HASHED) || (spec->flags & RESUMABLE)) continue;
+        json_t *va = get_value(a, spec), *vb = get_value(b, spec);
+        if (!json_equal(va, vb) && diff->count++ == 0) {
+            char *ta = mnrl_json_dumps_exact(va, 0), *tb = mnrl_json_dumps_exact(vb, 0);
+            snprintf(diff->key, sizeof diff->key, "%s.%s", spec->section, spec->name);
+            snprintf(diff->a, sizeof diff->a, "%s", ta);
+            snprintf(diff->b, sizeof diff->b, "%s", tb);
+            free(ta);
+            free(tb);
+        }
+        json_decref(va);
+        json_decref(vb);
+    }
+    return diff->count > 0;
 }

@@ -126,6 +126,27 @@ void steplog_format_eval(int64_t step, int64_t total_steps, const char *split, d
              (long long)total_steps, split, spearman, pearson);
 }
 
+// Cuts path after the last whole record of a step <= last_step. Records are in step order,
+// so a run that went on past its checkpoint left its later steps (and maybe a partial
+// line) at the end: a resumed run would otherwise log those steps twice.
+static int trim_metrics(const char *path, int64_t last_step, MnrlError *err) {
+    if (!mnrl_file_exists(path)) return 0;
+    char *text;
+    size_t len, keep = 0;
+    if (mnrl_read_file(path, &text, &len, err) != 0) return -1;
+    for (;;) {
+        const char *line = text + keep, *end = memchr(line, '\n', len - keep);
+        const char *tail = strncmp(line, "{\"step\":", 8) == 0 ? line + 8 : NULL;
+        if (!end || !tail || strtoll(tail, NULL, 10) > last_step) break;
+        keep = (size_t)(end + 1 - text);
+    }
+    free(text);
+    if (keep < len && truncate(path, (off_t)keep) != 0) {
+        return mnrl_fail(err, "%s: cannot cut it at step %lld: %s", path, (long long)last_step, strerror(errno));
+    }
+    return 0;
+}
+
 int steplog_open(StepLog *log, FILE *out, const char *out_dir, int64_t total_steps, int64_t start_step,
                  int log_every, MnrlError *err) {
     memset(log, 0, sizeof *log);
@@ -140,14 +161,11 @@ int steplog_open(StepLog *log, FILE *out, const char *out_dir, int64_t total_ste
     if (mnrl_path_join(log->metrics_path, sizeof log->metrics_path, out_dir, "metrics.jsonl") != 0) {
         return mnrl_fail(err, "%s/metrics.jsonl: path too long", out_dir);
     }
-    // Append: a resumed run continues the file (a reader keeps the last record of a step).
-    log->metrics = fopen(log->metrics_path, "a+");
+    // Append: a resumed run continues the file, after dropping the records of the steps
+    // it will train again.
+    if (trim_metrics(log->metrics_path, start_step, err) != 0) return -1;
+    log->metrics = fopen(log->metrics_path, "a");
     if (!log->metrics) return mnrl_fail(err, "%s: cannot open for appending: %s", log->metrics_path, strerror(errno));
-    // A run killed mid-line left a partial last line: end it so the new records parse.
-    if (fseek(log->metrics, -1, SEEK_END) == 0 && fgetc(log->metrics) != '\n') {
-        fseek(log->metrics, 0, SEEK_END);  // C requires a seek between reading and writing
-        fputc('\n', log->metrics);
-    }
     return 0;
 }
 
@@ -261,6 +279,12 @@ int steplog_step(StepLog *log, const StepStats *s, MnrlError *err) {
     record_number(&r, "seqs_per_s", s->seqs_per_s);
     if (!isnan(s->mfu)) record_number(&r, "mfu", s->mfu);
     return write_record(log, &r, err);
+}
+
+void steplog_note(StepLog *log, int64_t step, const char *line) {
+    if (!log->out) return;
+    print_line(log, line);
+    if (log->tty && step > log->first_step) draw_bar(log, step);
 }
 
 int steplog_eval(StepLog *log, int64_t step, const char *split, double spearman, double pearson, MnrlError *err) {

@@ -1,6 +1,7 @@
 // model.c — BERT encoder forward/backward and AdamW over the ops table (see model.h).
 #include "mnrl/model.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -314,6 +315,9 @@ void model_backward(Model *m, const float *dpooled) {
 float model_optimizer_step(Model *m, float lr, const AdamWOptions *opt) {
     const MnrlOps *o = m->ops;
     float norm = o->clip_grad_norm(m->grads, m->table.n_floats, opt->max_grad_norm, m->workspace);
+    // A non-finite gradient would make every parameter NaN (the clip cannot scale it): no
+    // update, so the caller's skipped step leaves the weights and moments as they were.
+    if (!isfinite(norm)) return norm;
     m->adam_step++;
     int separate_act = m->params_act != m->params;
     for (size_t r = 0; r < m->n_runs; r++) {

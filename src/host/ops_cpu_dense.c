@@ -34,7 +34,9 @@ static inline float exp2part_f32(float hi, float lo) {
     hi = select_f32(hi < -87.0f, -87.0f, hi);
     hi = select_f32(hi > 88.0f, 88.0f, hi);
     const float round_magic = 12582912.0f;  // 1.5·2^23: adding it rounds to an integer
-    float n = (hi * 1.44269504088896341f + round_magic) - round_magic;
+    // A NaN argument (a diverged step) takes n = 0, as converting NaN to an integer is
+    // undefined; r stays NaN, so the result is NaN.
+    float n = (select_f32(hi == hi, hi, 0.0f) * 1.44269504088896341f + round_magic) - round_magic;
     float r = ((hi - n * 0.693359375f) + lo) - n * -2.12194440e-4f;  // ln2 in two parts
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
