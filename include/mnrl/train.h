@@ -8,12 +8,23 @@
 #include "mnrl/config.h"
 #include "mnrl/dist.h"
 
-// Trains as cfg says and writes cfg->output.dir (metrics.jsonl, final/). command_line is
-// recorded in the model card. Progress and step lines go to stderr/stdout.
+// How train_run was asked to run.
+typedef struct {
+    const char *command_line;    // the command as typed, for the model card
+    const char *resume;          // --resume: NULL (a new run), "latest" or a checkpoint folder
+    const char *resume_command;  // the command that continues this run (the stop message)
+} TrainInvocation;
+
+// Trains as cfg says and writes cfg->output.dir (metrics.jsonl, batch_order.txt,
+// checkpoints/, final/). Progress and step lines go to stderr/stdout.
 // dist: the ranks, from dist_init (world 1: one process); every rank calls train_run, the
 // global batch train.batch_size is split over them (train.c's top), and rank 0 alone
 // prints, evaluates and writes. After a failure on any rank the caller prints the message
 // and calls dist_abort, which ends the other ranks.
-int train_run(const MnrlConfig *cfg, MnrlDist *dist, const char *command_line, MnrlError *err);
+// Checkpoints (checkpoint.h) are written every checkpoint.every_steps steps and at the end;
+// inv->resume continues from one exactly (on the CPU backend bit for bit). SIGINT, SIGTERM
+// and SIGUSR1 while it runs stop it after the current step with a checkpoint, a message
+// naming inv->resume_command, and a return of 0 (the same signal twice ends it at once).
+int train_run(const MnrlConfig *cfg, MnrlDist *dist, const TrainInvocation *inv, MnrlError *err);
 
 #endif

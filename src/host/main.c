@@ -31,7 +31,7 @@ static void print_help(FILE *out) {
             "Ranking Loss.\n"
             "\n"
             "usage: mnrl_cuda [train] CONFIG.json [--set section.key=value]... "
-            "[--print-config]\n"
+            "[--resume latest|DIR] [--print-config]\n"
             "       mnrl_cuda SUBCOMMAND [ARGS]...   (mnrl_cuda SUBCOMMAND --help for its "
             "options)\n"
             "       mnrl_cuda --help | --version\n"

@@ -10,15 +10,26 @@
 // exports. A final short global batch of n rows is split evenly, n / world rows per rank;
 // the n mod world rows left over are not trained on (a batch of fewer rows than ranks is
 // skipped), so that every rank holds the same number of rows in every collective.
+//
+// Checkpoints and resume (checkpoint.h; the functions under "checkpoints" below): the
+// state of a run after a step is the weights, the AdamW moments and step, the step count
+// (which also keys the dropout masks and the lr schedule), the bad-step count and the
+// sampler's position, replayed by sampler_seek. Restoring all of it makes the resumed
+// steps the same computation as the uninterrupted ones, so on the CPU backend the losses
+// and weights are bit-identical. Rank 0 reads a checkpoint and broadcasts it; rank 0
+// writes one after every rank confirmed that its weights equal rank 0's.
 #include "mnrl/train.h"
 
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mnrl/batch.h"
+#include "mnrl/checkpoint.h"
 #include "mnrl/cli.h"
 #include "mnrl/data_cache.h"
 #include "mnrl/dist.h"
@@ -61,6 +72,14 @@ typedef struct {
     int64_t total_steps, warmup_steps, steps_per_epoch, step;
     int bad_steps;           // consecutive steps with a non-finite loss or norm
     ExportScores scores;
+    // Checkpoints and stops.
+    const TrainInvocation *inv;
+    char resume_dir[4096];   // rank 0: the checkpoint resumed from ("": a new run)
+    int resumed;             // every rank: the state came from a checkpoint
+    int continuing;          // resume_dir is one of output.dir's own checkpoints
+    int positioned;          // the sampler stands where the checkpoint left it
+    int64_t last_checkpoint; // the step of the last checkpoint written or resumed (-1: none)
+    int stopped_by;          // the signal that stopped training early (-1: on another rank)
     // What has been opened, for trainer_close after a failure half way.
     int opened_cache, opened_sampler, opened_model, opened_loss, opened_batch, opened_encoder,
         opened_sts, opened_log;
@@ -94,21 +113,30 @@ static int select_backend(const MnrlConfig *cfg, int lead, const MnrlOps **ops, 
     return 0;
 }
 
-// output.dir must not hold the results of another run unless output.overwrite.
-static int prepare_output(const MnrlConfig *cfg, MnrlError *err) {
-    char final_dir[4096], metrics[4096];
+// output.dir must not hold the results of another run unless output.overwrite (which
+// removes its metrics and checkpoints; final/ is replaced by the export). A run resumed
+// from one of output.dir's own checkpoints continues that folder and keeps everything.
+static int prepare_output(Trainer *tr, MnrlError *err) {
+    const MnrlConfig *cfg = tr->cfg;
+    char final_dir[4096], metrics[4096], checkpoints[4096];
     if (mnrl_path_join(final_dir, sizeof final_dir, cfg->output.dir, "final") != 0 ||
-        mnrl_path_join(metrics, sizeof metrics, cfg->output.dir, "metrics.jsonl") != 0) {
+        mnrl_path_join(metrics, sizeof metrics, cfg->output.dir, "metrics.jsonl") != 0 ||
+        mnrl_path_join(checkpoints, sizeof checkpoints, cfg->output.dir, "checkpoints") != 0) {
         return mnrl_fail(err, "output.dir: path too long: %s", cfg->output.dir);
     }
-    int used = mnrl_file_exists(final_dir) || mnrl_file_exists(metrics);
+    if (tr->continuing) return 0;
+    int used = mnrl_file_exists(final_dir) || mnrl_file_exists(metrics) || mnrl_file_exists(checkpoints);
     if (used && !cfg->output.overwrite) {
-        return mnrl_fail(err, "output.dir: %s already holds a run (final/ or metrics.jsonl); choose "
-                              "another output.dir or set output.overwrite to true",
-                         cfg->output.dir);
+        return mnrl_fail(err, "output.dir: %s already holds a run (final/, metrics.jsonl or checkpoints/); %s"
+                              "choose another output.dir or set output.overwrite to true",
+                         cfg->output.dir, checkpoint_latest_step(cfg->output.dir) >= 0
+                                              ? "continue it with --resume latest, " : "");
     }
     if (used && mnrl_file_exists(metrics) && remove(metrics) != 0) {
         return mnrl_fail(err, "%s: cannot remove the previous run's metrics", metrics);
+    }
+    if (used && mnrl_remove_tree(checkpoints, err) != 0) {
+        return mnrl_fail_context(err, "removing the previous run's checkpoints (output.overwrite)");
     }
     return mnrl_mkdir_p(cfg->output.dir, err);
 }
@@ -193,17 +221,37 @@ static void plan_schedule(Trainer *tr) {
 // data's row table, one line per step), so a run can be replayed by another trainer:
 // tests/reference/train_reference.py --order trains sentence-transformers on the same
 // batches for the "same training, same result" comparison.
+// A continued run keeps the lines of its first tr->step steps (and the comments among
+// them) and appends after a note; the lines of steps it trains again are cut off.
+static int reopen_batch_order(Trainer *tr, const char *path, MnrlError *err) {
+    char *text;
+    size_t len, keep = 0;
+    int64_t steps = 0;
+    if (mnrl_read_file(path, &text, &len, err) != 0) return -1;
+    for (const char *end; (end = memchr(text + keep, '\n', len - keep)) != NULL; keep = (size_t)(end + 1 - text)) {
+        if (text[keep] != '#' && steps++ == tr->step) break;
+    }
+    free(text);
+    if (keep < len && truncate(path, (off_t)keep) != 0) return mnrl_fail(err, "%s: cannot cut it", path);
+    tr->batch_order = fopen(path, "a");
+    if (!tr->batch_order) return mnrl_fail(err, "%s: cannot open for appending", path);
+    fprintf(tr->batch_order, "# resumed at step %lld from %s\n", (long long)tr->step, tr->resume_dir);
+    return 0;
+}
+
 static int open_batch_order(Trainer *tr, MnrlError *err) {
     const MnrlConfig *cfg = tr->cfg;
     char path[4096];
     if (mnrl_path_join(path, sizeof path, cfg->output.dir, "batch_order.txt") != 0) {
         return mnrl_fail(err, "output.dir: path too long: %s", cfg->output.dir);
     }
+    if (tr->continuing && mnrl_file_exists(path)) return reopen_batch_order(tr, path, err);
     tr->batch_order = fopen(path, "w");
     if (!tr->batch_order) return mnrl_fail(err, "%s: cannot create", path);
     fprintf(tr->batch_order, "# rows of %s (format %s, recipe %s, split %s), seed %lld, batch %d\n",
             cfg->data.train, data_format_name(cfg->data.format), data_recipe_name(cfg->data.recipe),
             cfg->data.split, (long long)cfg->train.seed, cfg->train.batch_size);
+    if (tr->resumed) fprintf(tr->batch_order, "# resumed at step %lld from %s\n", (long long)tr->step, tr->resume_dir);
     return 0;
 }
 
@@ -301,6 +349,234 @@ static int step_totals(Trainer *tr, double *tokens, double *texts, MnrlError *er
     return 0;
 }
 
+// ---- checkpoints ------------------------------------------------------------------------------
+
+// What a checkpoint of the current step records (see CheckpointState).
+static CheckpointState trainer_state(const Trainer *tr) {
+    const Sampler *s = &tr->sampler;
+    CheckpointState st = {.step = tr->step, .total_steps = tr->total_steps, .epoch = s->epoch,
+                          .epoch_batches = sampler_stats(s)->batches, .epoch_seed = s->seed + s->epoch,
+                          .sampler_rng = s->rng, .adam_step = tr->model.adam_step, .bad_steps = tr->bad_steps,
+                          .rows_left_over = tr->rows_left_over, .data_rows = tr->cache.n_rows,
+                          .data_crc = tr->cache.header->source_crc,
+                          .tokenizer = tr->cache.header->tokenizer_fingerprint,
+                          .config_hash = config_resume_hash(tr->cfg),
+                          .seed = tr->cfg->train.seed, .world_size = tr->dist->world,
+                          .dev_before = tr->scores.dev_before, .test_before = tr->scores.test_before};
+    snprintf(st.version, sizeof st.version, "%s", MNRL_VERSION);
+    return st;
+}
+
+// The all-reduce keeps every rank's weights equal to rank 0's; a checkpoint is written only
+// when they are, so that it holds the state of every rank.
+static int check_ranks_agree(Trainer *tr, const float *params, MnrlError *err) {
+    MnrlDist *d = tr->dist;
+    if (d->world == 1) return 0;
+    uint64_t mine = mnrl_hash64(params, tr->model.table.n_floats * sizeof *params, 0), lead = mine;
+    int differs;
+    if (d->ops->broadcast(d, &lead, sizeof lead, 0, err) != 0 || d->ops->any(d, mine != lead, &differs, err) != 0) {
+        return -1;
+    }
+    if (!differs) return 0;
+    char who[32] = "another rank's";
+    if (mine != lead) snprintf(who, sizeof who, "rank %d's", d->rank);
+    return mnrl_fail(err, "step %lld: %s weights differ from rank 0's, so no checkpoint was written: the ranks "
+                          "diverged (a bug or a hardware fault); resume from the last checkpoint",
+                     (long long)tr->step, who);
+}
+
+// Rank 0: the moments next to the weights in host, the checkpoint written, a line logged.
+static int write_checkpoint(Trainer *tr, float *host, MnrlError *err) {
+    const Model *m = &tr->model;
+    size_t n = m->table.n_floats;
+    tr->ops->download(host + n, m->adam_m, n * sizeof *host);
+    tr->ops->download(host + 2 * n, m->adam_v, n * sizeof *host);
+    CheckpointState st = trainer_state(tr);
+    char *config_json = config_to_json(tr->cfg), dir[4096], line[4200];
+    CheckpointWrite w = {.out_dir = tr->cfg->output.dir, .state = &st, .table = &m->table, .params = host,
+                         .exp_avg = host + n, .exp_avg_sq = host + 2 * n, .config_json = config_json,
+                         .keep = tr->cfg->checkpoint.keep};
+    int rc = checkpoint_write(&w, dir, sizeof dir, err);
+    free(config_json);
+    if (rc != 0) return -1;
+    snprintf(line, sizeof line, "checkpoint %s", dir);
+    steplog_note(&tr->log, tr->step, line);
+    return 0;
+}
+
+// A checkpoint of the current step, unless one exists already (written or resumed from).
+// Between steps, so its buffers may be allocated.
+static int save_checkpoint(Trainer *tr, MnrlError *err) {
+    if (tr->last_checkpoint == tr->step) return 0;
+    size_t n = tr->model.table.n_floats;
+    float *host = mnrl_malloc((tr->lead ? 3 : 1) * n * sizeof *host);  // rank 0: and the moments
+    model_params_host(&tr->model, host);
+    int rc = check_ranks_agree(tr, host, err);
+    if (rc == 0 && tr->lead) rc = write_checkpoint(tr, host, err);
+    free(host);
+    if (rc == 0) tr->last_checkpoint = tr->step;
+    return rc;
+}
+
+// Rank 0: the notes a user wants when the resumed run is not quite the run that wrote it.
+static void note_resume(const Trainer *tr, const CheckpointState *st) {
+    const char *dir = tr->resume_dir;
+    if (st->total_steps != tr->total_steps) {
+        fprintf(stderr, "note: %s was written by a run of %lld steps, this one has %lld (train.epochs / "
+                        "max_steps): the learning-rate schedule follows the new length from here\n",
+                dir, (long long)st->total_steps, (long long)tr->total_steps);
+    }
+    if (st->data_crc != tr->cache.header->source_crc) {
+        fprintf(stderr, "warning: %s changed since %s was written (as many rows, other bytes): the batches "
+                        "go on by row number, so the resumed steps train on the changed rows\n",
+                tr->cfg->data.train, dir);
+    }
+    int64_t latest = checkpoint_latest_step(tr->cfg->output.dir);
+    if (tr->continuing && latest > st->step) {
+        fprintf(stderr, "note: checkpoints of later steps (up to %lld) belong to the run this one replaces: the "
+                        "next checkpoint removes them\n", (long long)latest);
+    }
+    if (st->step == tr->total_steps) {
+        fprintf(stderr, "note: %s is at the run's last step; nothing is left to train\n", dir);
+    }
+}
+
+// Rank 0: finds and reads the checkpoint and checks that it belongs to this run.
+static int read_checkpoint(Trainer *tr, CheckpointState *st, float *host, MnrlError *err) {
+    const MnrlConfig *cfg = tr->cfg;
+    size_t n = tr->model.table.n_floats;
+    if (checkpoint_find(cfg->output.dir, tr->inv->resume, tr->resume_dir, sizeof tr->resume_dir, err) != 0 ||
+        checkpoint_read(tr->resume_dir, &tr->model.table, st, host, host + n, host + 2 * n, err) != 0 ||
+        checkpoint_check_config(tr->resume_dir, st, cfg, tr->dist->world, err) != 0) {
+        return -1;
+    }
+    if (st->data_rows != tr->cache.n_rows) {
+        return mnrl_fail(err, "%s: written for %llu training rows, but %s gives %zu now; resume with the data "
+                              "it was trained on", tr->resume_dir, (unsigned long long)st->data_rows,
+                         cfg->data.train, tr->cache.n_rows);
+    }
+    if (st->tokenizer != tr->cache.header->tokenizer_fingerprint) {
+        return mnrl_fail(err, "%s: trained with another tokenizer (vocabulary or lower-casing) than that of %s; "
+                              "resume with the model folder it was trained from", tr->resume_dir, cfg->model.path);
+    }
+    if (st->step > tr->total_steps) {
+        return mnrl_fail(err, "%s: at step %lld, past this run's %lld steps; raise train.max_steps or "
+                              "train.epochs, or resume from an earlier checkpoint", tr->resume_dir,
+                         (long long)st->step, (long long)tr->total_steps);
+    }
+    tr->continuing = checkpoint_in_run(tr->resume_dir, cfg->output.dir);
+    note_resume(tr, st);
+    printf("resuming from %s: step %lld of %lld (epoch %llu, batch %llu of it)\n", tr->resume_dir,
+           (long long)st->step, (long long)tr->total_steps, (unsigned long long)st->epoch + 1,
+           (unsigned long long)st->epoch_batches);
+    return 0;
+}
+
+// Every rank: the checkpoint's weights, moments, counters and sampler position.
+static int apply_checkpoint(Trainer *tr, const CheckpointState *st, const float *host, MnrlError *err) {
+    Model *m = &tr->model;
+    size_t n = m->table.n_floats;
+    model_set_params(m, host);
+    tr->ops->upload(m->adam_m, host + n, n * sizeof *host);
+    tr->ops->upload(m->adam_v, host + 2 * n, n * sizeof *host);
+    m->adam_step = (long)st->adam_step;
+    tr->step = st->step;
+    tr->bad_steps = (int)st->bad_steps;
+    tr->rows_left_over = st->rows_left_over;
+    tr->scores.dev_before = st->dev_before;
+    tr->scores.test_before = st->test_before;
+    tr->resumed = 1;
+    tr->last_checkpoint = tr->continuing ? st->step : -1;  // else the first is this run's own
+    if (sampler_seek(&tr->sampler, st->epoch, st->epoch_batches, err) != 0) {
+        return mnrl_fail_context(err, "--resume %s", tr->inv->resume);
+    }
+    if (tr->sampler.rng != st->sampler_rng) {
+        return mnrl_fail(err, "--resume %s: the sampler's state after replaying epoch %llu differs from the "
+                              "checkpoint's; the data's rows changed since it was written", tr->inv->resume,
+                         (unsigned long long)st->epoch + 1);
+    }
+    tr->positioned = 1;
+    return 0;
+}
+
+// --resume: rank 0 reads the checkpoint, every rank receives and applies it.
+static int open_resume(Trainer *tr, MnrlError *err) {
+    MnrlDist *d = tr->dist;
+    size_t n = tr->model.table.n_floats;
+    float *host = mnrl_malloc(3 * n * sizeof *host);
+    CheckpointState st;
+    int rc = tr->lead ? read_checkpoint(tr, &st, host, err) : 0;
+    if (rc == 0 && d->world > 1) {
+        rc = d->ops->broadcast(d, &st, sizeof st, 0, err);
+        if (rc == 0) rc = d->ops->broadcast(d, &tr->continuing, sizeof tr->continuing, 0, err);
+        if (rc == 0) rc = d->ops->broadcast(d, host, 3 * n * sizeof *host, 0, err);
+    }
+    if (rc == 0) rc = apply_checkpoint(tr, &st, host, err);
+    free(host);
+    return rc;
+}
+
+// ---- stop signals -----------------------------------------------------------------------------
+// SIGINT, SIGTERM and SIGUSR1 (SLURM's --signal=USR1@SECONDS warning before a time limit;
+// mpirun forwards USR1 to the ranks, whereas it ends them on INT and TERM) ask for a stop.
+// The handler only records the signal; the loop asks every rank at each step boundary
+// (stop_requested), so all stop after the same step. A second signal ends the process at
+// once, with the signal's default action.
+
+static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_note;  // rank 0: say that the stop is coming
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGUSR1};
+#define N_STOP_SIGNALS (sizeof stop_signals / sizeof stop_signals[0])
+
+static void on_stop_signal(int sig) {
+    if (stop_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);  // delivered when this handler returns
+        return;
+    }
+    stop_signal = sig;
+    static const char note[] = "\nmnrl_cuda: stopping after this step with a checkpoint (signal again to stop now)\n";
+    if (stop_note && write(STDERR_FILENO, note, sizeof note - 1) < 0) stop_note = 0;
+}
+
+static void catch_stop_signals(struct sigaction saved[N_STOP_SIGNALS], int lead) {
+    stop_signal = 0;
+    stop_note = lead;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART;  // reads and writes in progress go on
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++) sigaction(stop_signals[i], &sa, &saved[i]);
+}
+
+static void release_stop_signals(const struct sigaction saved[N_STOP_SIGNALS]) {
+    for (size_t i = 0; i < N_STOP_SIGNALS; i++) sigaction(stop_signals[i], &saved[i], NULL);
+}
+
+// Whether a stop signal reached any rank; tr->stopped_by names it (-1: another rank's).
+static int stop_requested(Trainer *tr, int *stop, MnrlError *err) {
+    int sig = stop_signal;
+    if (tr->dist->ops->any(tr->dist, sig != 0, stop, err) != 0) return -1;
+    if (*stop) tr->stopped_by = sig ? sig : -1;
+    return 0;
+}
+
+static const char *signal_name(int sig) {
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal";
+}
+
+// Rank 0, after the stop's checkpoint: where it is and the exact command that goes on.
+static void print_stop(Trainer *tr) {
+    size_t cap = 2 * sizeof tr->resume_dir + strlen(tr->inv->resume_command);
+    char *text = mnrl_malloc(cap);
+    snprintf(text, cap, "stopped by %s after step %lld of %lld; checkpoint %s/checkpoints/step-%07lld\n"
+                        "resume with: %s", signal_name(tr->stopped_by), (long long)tr->step,
+             (long long)tr->total_steps, tr->cfg->output.dir, (long long)tr->step, tr->inv->resume_command);
+    steplog_note(&tr->log, tr->step, text);
+    free(text);
+}
+
 // ---- opening and closing ----------------------------------------------------------------------
 
 static void trainer_close(Trainer *tr) {
@@ -326,10 +602,13 @@ static void trainer_close(Trainer *tr) {
     if (tr->step_counts) tr->ops->release(tr->step_counts);
 }
 
-static int trainer_open(Trainer *tr, const MnrlConfig *cfg, MnrlDist *dist, MnrlError *err) {
+static int trainer_open(Trainer *tr, const MnrlConfig *cfg, MnrlDist *dist, const TrainInvocation *inv,
+                        MnrlError *err) {
     memset(tr, 0, sizeof *tr);
     tr->cfg = cfg;
     tr->dist = dist;
+    tr->inv = inv;
+    tr->last_checkpoint = -1;
     tr->scores = (ExportScores){NAN, NAN, NAN, NAN};
     // The output folder is touched last, so that a run failing on its inputs leaves nothing.
     if (select_backend(cfg, dist->rank == 0, &tr->ops, err) != 0 || open_ranks(tr, err) != 0 ||
@@ -337,9 +616,13 @@ static int trainer_open(Trainer *tr, const MnrlConfig *cfg, MnrlDist *dist, Mnrl
         return -1;
     }
     plan_schedule(tr);
-    if (check_same_plan(tr, err) != 0 || (tr->lead && prepare_output(cfg, err) != 0)) return -1;
+    if (check_same_plan(tr, err) != 0 || (inv->resume && open_resume(tr, err) != 0) ||
+        (tr->lead && prepare_output(tr, err) != 0)) {
+        return -1;
+    }
     if (!tr->lead) return 0;
-    if (steplog_open(&tr->log, stdout, cfg->output.dir, tr->total_steps, 0, cfg->train.log_every, err) != 0) {
+    if (steplog_open(&tr->log, stdout, cfg->output.dir, tr->total_steps, tr->step, cfg->train.log_every,
+                     err) != 0) {
         return -1;
     }
     tr->opened_log = 1;
@@ -428,33 +711,53 @@ static int check_bad_step(Trainer *tr, double loss, double norm, MnrlError *err)
     return 0;
 }
 
+// Every checkpoint.every_steps steps, but not during a run of skipped (non-finite) steps:
+// their checkpoints would rotate the last good one away (keep).
+static int checkpoint_due(const Trainer *tr) {
+    int64_t every = tr->cfg->checkpoint.every_steps;
+    return every > 0 && tr->step % every == 0 && tr->step < tr->total_steps && tr->bad_steps == 0;
+}
+
+// Trains the sampler's current epoch until it runs out of batches, the run reaches its
+// last step, or a stop signal arrives (tr->stopped_by).
+static int run_epoch(Trainer *tr, MnrlError *err) {
+    const MnrlConfig *cfg = tr->cfg;
+    while (tr->step < tr->total_steps) {
+        double loss, norm, tokens, texts, t0 = mnrl_now();
+        int stop;
+        if (stop_requested(tr, &stop, err) != 0) return -1;
+        if (stop) return 0;
+        size_t n = sampler_next_batch(&tr->sampler, tr->rows);
+        if (ranks_stop(tr, n, &stop, err) != 0) return -1;
+        if (stop) return 0;
+        const uint32_t *rows;
+        size_t b = rank_rows(tr, n, &rows);
+        if (b == 0) continue;
+        if (tr->lead) record_batch(tr, b * (size_t)tr->dist->world);
+        if (train_step(tr, rows, b, &loss, &norm, err) != 0) return -1;
+        tr->step++;
+        double seconds = mnrl_now() - t0;
+        if (step_totals(tr, &tokens, &texts, err) != 0) return -1;
+        if (tr->lead && log_step(tr, loss, norm, seconds, tokens, texts, err) != 0) return -1;
+        if (check_bad_step(tr, loss, norm, err) != 0) return -1;
+        if (tr->have_sts && cfg->eval.every_steps > 0 && tr->step % cfg->eval.every_steps == 0 &&
+            tr->step < tr->total_steps &&
+            evaluate(tr, &tr->ev_dev, cfg->eval.dev_split, NULL, err) != 0) {
+            return -1;
+        }
+        if (checkpoint_due(tr) && save_checkpoint(tr, err) != 0) return -1;
+    }
+    return 0;
+}
+
+// Epochs from the first (or the checkpoint's, its sampler already positioned) on.
 static int run_epochs(Trainer *tr, MnrlError *err) {
     const MnrlConfig *cfg = tr->cfg;
-    for (int epoch = 0; tr->step < tr->total_steps; epoch++) {
-        sampler_begin_epoch(&tr->sampler, (uint64_t)epoch);
-        int stop = 0;
-        while (tr->step < tr->total_steps) {
-            double loss, norm, tokens, texts, t0 = mnrl_now();
-            size_t n = sampler_next_batch(&tr->sampler, tr->rows);
-            if (ranks_stop(tr, n, &stop, err) != 0) return -1;
-            if (stop) break;
-            const uint32_t *rows;
-            size_t b = rank_rows(tr, n, &rows);
-            if (b == 0) continue;
-            if (tr->lead) record_batch(tr, b * (size_t)tr->dist->world);
-            if (train_step(tr, rows, b, &loss, &norm, err) != 0) return -1;
-            tr->step++;
-            double seconds = mnrl_now() - t0;
-            if (step_totals(tr, &tokens, &texts, err) != 0) return -1;
-            if (tr->lead && log_step(tr, loss, norm, seconds, tokens, texts, err) != 0) return -1;
-            if (check_bad_step(tr, loss, norm, err) != 0) return -1;
-            if (tr->have_sts && cfg->eval.every_steps > 0 && tr->step % cfg->eval.every_steps == 0 &&
-                tr->step < tr->total_steps &&
-                evaluate(tr, &tr->ev_dev, cfg->eval.dev_split, NULL, err) != 0) {
-                return -1;
-            }
-        }
-        if (epoch + 1 >= cfg->train.epochs && cfg->train.max_steps == 0) break;
+    for (uint64_t epoch = tr->sampler.epoch; tr->step < tr->total_steps && !tr->stopped_by; epoch++) {
+        if (!tr->positioned) sampler_begin_epoch(&tr->sampler, epoch);
+        tr->positioned = 0;
+        if (run_epoch(tr, err) != 0) return -1;
+        if (epoch + 1 >= (uint64_t)cfg->train.epochs && cfg->train.max_steps == 0) break;
     }
     if (tr->lead && tr->rows_left_over > 0) {
         fprintf(stderr, "note: %llu rows of short final batches were not trained on: they did not "
@@ -477,29 +780,38 @@ static int export_final(Trainer *tr, const char *command_line, MnrlError *err) {
     return rc;
 }
 
-static int train_and_evaluate(Trainer *tr, const char *command_line, MnrlError *err) {
+static int train_and_evaluate(Trainer *tr, MnrlError *err) {
     const MnrlConfig *cfg = tr->cfg;
-    if (tr->have_sts && cfg->eval.before_training) {
+    if (tr->have_sts && cfg->eval.before_training && !tr->resumed) {
         if (evaluate(tr, &tr->ev_dev, cfg->eval.dev_split, &tr->scores.dev_before, err) != 0 ||
             evaluate(tr, &tr->ev_test, cfg->eval.test_split, &tr->scores.test_before, err) != 0) {
             return -1;
         }
     }
-    if (run_epochs(tr, err) != 0) return -1;
+    // The last checkpoint comes before the final evaluation, so that a run stopped there
+    // resumes with nothing left to train.
+    if (run_epochs(tr, err) != 0 || save_checkpoint(tr, err) != 0) return -1;
     if (!tr->lead) return 0;
+    if (tr->stopped_by) {
+        print_stop(tr);
+        return 0;
+    }
     if (tr->have_sts) {
         if (evaluate(tr, &tr->ev_dev, cfg->eval.dev_split, &tr->scores.dev_after, err) != 0 ||
             evaluate(tr, &tr->ev_test, cfg->eval.test_split, &tr->scores.test_after, err) != 0) {
             return -1;
         }
     }
-    return export_final(tr, command_line, err);
+    return export_final(tr, tr->inv->command_line, err);
 }
 
-int train_run(const MnrlConfig *cfg, MnrlDist *dist, const char *command_line, MnrlError *err) {
+int train_run(const MnrlConfig *cfg, MnrlDist *dist, const TrainInvocation *inv, MnrlError *err) {
     Trainer tr;
-    int rc = trainer_open(&tr, cfg, dist, err);
-    if (rc == 0) rc = train_and_evaluate(&tr, command_line, err);
+    struct sigaction saved[N_STOP_SIGNALS];
+    catch_stop_signals(saved, dist->rank == 0);
+    int rc = trainer_open(&tr, cfg, dist, inv, err);
+    if (rc == 0) rc = train_and_evaluate(&tr, err);
     trainer_close(&tr);
+    release_stop_signals(saved);
     return rc;
 }

@@ -8,7 +8,8 @@
 #     same global batch as a 1-process run, with the same loss (within 1e-5) for k = 2 hard
 #     negatives over a whole epoch whose last batch is short (split evenly over the ranks);
 #     a last batch that does not split evenly leaves its odd row untrained, with a note; a
-#     global batch that is not a multiple of the ranks is refused on every rank.
+#     global batch that is not a multiple of the ranks is refused on every rank; a run of 2
+#     ranks resumed from its checkpoint by 2 ranks is bit-identical, by 1 process refused.
 # Usage: bash train_dist.sh /path/to/mnrl_cuda /path/to/repo
 source "$(dirname "$0")/../cli_lib.sh"
 
@@ -95,5 +96,25 @@ expect 1 "mpirun -np 2, global batch 7" -- "${MPIRUN[@]}" "$BIN" train "$TMP/tin
 contains "$TMP/err" "with 2 ranks it must be a multiple of 2"
 checks=$((checks + 1))
 [ ! -e "$TMP/seven" ] || fail "the refused run left $TMP/seven"
+
+# 5. Checkpoints of 2 ranks, with dropout (whose masks depend on the rank): resumed by 2
+# ranks from step 7, every step and the final model equal the uninterrupted run's bit for
+# bit; one process may not resume them (another world size).
+expect 0 "mpirun -np 2, a checkpoint every 7 steps" -- "${MPIRUN[@]}" "$BIN" train "$TMP/tiny.json" \
+    --set train.dropout=0.1 --set checkpoint.every_steps=7 --set output.dir="$TMP/ck"
+cp -r "$TMP/ck" "$TMP/ck_resumed"
+expect 0 "mpirun -np 2, resumed from step 7" -- "${MPIRUN[@]}" "$BIN" train "$TMP/tiny.json" \
+    --set train.dropout=0.1 --set checkpoint.every_steps=7 --set output.dir="$TMP/ck_resumed" \
+    --resume "$TMP/ck_resumed/checkpoints/step-0000007"
+contains "$TMP/out" "resuming from $TMP/ck_resumed/checkpoints/step-0000007: step 7 of 14"
+checks=$((checks + 2))
+cmp -s <(grep '"loss"' "$TMP/ck/metrics.jsonl" | sed 's/,"ms":.*//') \
+    <(grep '"loss"' "$TMP/ck_resumed/metrics.jsonl" | sed 's/,"ms":.*//') ||
+    fail "2 ranks: the resumed run's steps differ from the uninterrupted run's"
+cmp -s "$TMP/ck/final/model.safetensors" "$TMP/ck_resumed/final/model.safetensors" ||
+    fail "2 ranks: the resumed run's final model differs"
+expect 1 "one process resuming 2 ranks' checkpoint" -- "$BIN" train "$TMP/tiny.json" \
+    --set train.dropout=0.1 --set output.dir="$TMP/ck_one" --resume "$TMP/ck/checkpoints/step-0000007"
+contains "$TMP/err" "written by 2 ranks, but this run has 1; resume with 2 ranks"
 
 finish

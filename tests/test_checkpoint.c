@@ -1,0 +1,363 @@
+// test_checkpoint.c — checkpoints and --resume (checkpoint.h, train.c) on the tiny parity
+// model, with the dropout of its config.json (0.1, so the dropout streams matter), and its
+// 160-row MNRL data at batch 8: 20 steps per epoch, 2 epochs, a checkpoint every 5 steps.
+//   - Resumed from steps 15, 20 (an epoch boundary), 25 (in the second epoch) and 40 (the
+//     end) into fresh output folders, each run's per-step loss, gradient norm, lr and epoch
+//     and its final model.safetensors are bit-identical to the uninterrupted run's, and so
+//     are the moments and state.json of its final checkpoint; resumed from step 5 (latest,
+//     after a failed write), the final model too.
+//   - Refused with a message naming the checkpoint and the item: no DONE, another config
+//     (the key and both values), another world size, latest without checkpoints, data of
+//     another row count, another tokenizer; train.epochs may change (a longer run).
+//   - A full disk (MNRL_TEST_FAIL_WRITE) while writing step 10's moments or its DONE: an
+//     error naming the file, step 5's checkpoint intact (byte-identical to the uninterrupted
+//     run's), nothing else left.
+//   - Non-finite steps: the run stops after train.max_bad_steps with the checkpoints of its
+//     good steps intact and none written during the bad ones.
+//   - output.dir already holding checkpoints: refused with the --resume hint; with
+//     output.overwrite the old checkpoints are removed.
+#include <dirent.h>
+#include <jansson.h>
+
+#include "mnrl/checkpoint.h"
+#include "mnrl/config.h"
+#include "mnrl/dist.h"
+#include "mnrl/safetensors.h"
+#include "mnrl/train.h"
+#include "test.h"
+
+static char scratch[256];
+
+static const char model_set[] = "model.path=" MNRL_TEST_DATA_DIR "/parity/tiny";
+static const char data_set[] = "data.train=" MNRL_TEST_DATA_DIR "/parity/tiny_train.tsv";
+
+static const char config_json[] =
+    "{\"model\": {\"path\": \"x\", \"max_seq_length\": 32, \"backend\": \"cpu\"},"
+    " \"data\": {\"train\": \"x\"},"
+    " \"train\": {\"batch_size\": 8, \"epochs\": 2, \"lr\": 1e-3, \"warmup_steps\": 4, \"log_every\": 100},"
+    " \"eval\": {\"sts_file\": \"\"},"
+    " \"checkpoint\": {\"every_steps\": 5, \"keep\": 100},"
+    " \"dist\": {\"backend\": \"single\"}}";
+
+#define MAX_SETS 8
+#define SETS(...) ((const char *[]){__VA_ARGS__, NULL})
+
+// Trains into scratch/out (resume: NULL, "latest" or a folder) with the NULL-terminated
+// "key=value"s of extra (NULL: none).
+static int train(const char *out, const char *resume, const char *const *extra, MnrlError *err) {
+    char out_set[512], cache_set[512];
+    snprintf(out_set, sizeof out_set, "output.dir=%s/%s", scratch, out);
+    snprintf(cache_set, sizeof cache_set, "data.cache_dir=%s/cache", scratch);
+    const char *sets[MAX_SETS] = {model_set, data_set, out_set, cache_set};
+    int n = 4;
+    while (extra && *extra && n < MAX_SETS) sets[n++] = *extra++;
+    MnrlConfig cfg;
+    if (config_from_string("test", config_json, sets, n, &cfg, err) != 0) return -1;
+    MnrlDist dist;
+    TrainInvocation inv = {.command_line = "test", .resume = resume, .resume_command = "test --resume latest"};
+    int rc = dist_init(&dist, &cfg.dist, cfg.output.dir, MNRL_DIST_HOST_MEMORY, err);
+    if (rc == 0) rc = train_run(&cfg, &dist, &inv, err);
+    dist_close(&dist);
+    config_free(&cfg);
+    return rc;
+}
+
+static void path_of(char *buf, size_t cap, const char *out, const char *rest) {
+    snprintf(buf, cap, "%s/%s/%s", scratch, out, rest);
+}
+
+// ---- metrics ------------------------------------------------------------------------------------
+
+typedef struct {
+    int64_t step;
+    double epoch, loss, grad_norm, lr;
+} StepRecord;
+
+static double number_or_nan(const json_t *rec, const char *key) {
+    const json_t *v = json_object_get(rec, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+// The step records of out/metrics.jsonl (at most cap); -1 when the file cannot be read.
+static int read_steps(const char *out, StepRecord *recs, int cap) {
+    char path[600], *text;
+    size_t len;
+    MnrlError err;
+    path_of(path, sizeof path, out, "metrics.jsonl");
+    if (mnrl_read_file(path, &text, &len, &err) != 0) return -1;
+    int n = 0;
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_t *rec = json_loads(line, 0, NULL);
+        if (rec && json_object_get(rec, "loss") && n < cap) {
+            recs[n++] = (StepRecord){json_integer_value(json_object_get(rec, "step")), number_or_nan(rec, "epoch"),
+                                     number_or_nan(rec, "loss"), number_or_nan(rec, "grad_norm"),
+                                     number_or_nan(rec, "lr")};
+        }
+        json_decref(rec);
+    }
+    free(text);
+    return n;
+}
+
+static int same_number(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
+
+// The records of `resumed` are exactly full's steps after `from`, bit for bit.
+static void check_same_steps(const char *full, const char *resumed, int64_t from) {
+    StepRecord a[64], b[64];
+    int na = read_steps(full, a, 64), nb = read_steps(resumed, b, 64);
+    CHECK_EQ_INT(nb, na - from);
+    int differing = 0;
+    for (int i = 0; i < nb && from + i < na; i++) {
+        const StepRecord *x = &a[from + i], *y = &b[i];
+        if (x->step != y->step || !same_number(x->loss, y->loss) || !same_number(x->grad_norm, y->grad_norm) ||
+            !same_number(x->lr, y->lr) || !same_number(x->epoch, y->epoch)) {
+            if (differing++ == 0) {
+                fprintf(stderr, "resumed from %lld: step %lld loss %.9g norm %.9g, uninterrupted step %lld loss "
+                                "%.9g norm %.9g\n", (long long)from, (long long)y->step, y->loss, y->grad_norm,
+                        (long long)x->step, x->loss, x->grad_norm);
+            }
+        }
+    }
+    CHECK_MSG(differing == 0, "resumed from step %lld: %d of %d steps differ", (long long)from, differing, nb);
+}
+
+// out's file rest equals full's, byte for byte.
+static void check_same_file(const char *full, const char *out, const char *rest) {
+    char a[600], b[600];
+    path_of(a, sizeof a, full, rest);
+    path_of(b, sizeof b, out, rest);
+    CHECK_MSG(test_same_file_bytes(a, b), "%s", rest);
+}
+
+// ---- bit-identical resume ------------------------------------------------------------------------
+
+static void check_resume(int64_t from) {
+    char out[64], dir[600], name[64];
+    snprintf(out, sizeof out, "from%lld", (long long)from);
+    snprintf(name, sizeof name, "checkpoints/step-%07lld", (long long)from);
+    path_of(dir, sizeof dir, "full", name);
+    MnrlError err;
+    CHECK_MSG(train(out, dir, NULL, &err) == 0, "resume from %lld: %s", (long long)from, err.msg);
+    check_same_steps("full", out, from);
+    check_same_file("full", out, "final/model.safetensors");
+    const char *last[] = {"model.safetensors", "optimizer.exp_avg.safetensors", "optimizer.exp_avg_sq.safetensors",
+                          "state.json", "DONE"};
+    for (size_t i = 0; i < sizeof last / sizeof last[0]; i++) {
+        char rest[128];
+        snprintf(rest, sizeof rest, "checkpoints/step-0000040/%s", last[i]);
+        check_same_file("full", out, rest);
+    }
+}
+
+static void check_state_file(void) {
+    char path[600], *text;
+    size_t len;
+    MnrlError err;
+    path_of(path, sizeof path, "full", "checkpoints/step-0000025/state.json");
+    CHECK_MSG(mnrl_read_file(path, &text, &len, &err) == 0, "%s", err.msg);
+    json_t *s = json_loads(text, 0, NULL);
+    CHECK(s != NULL);
+    CHECK_EQ_INT(json_integer_value(json_object_get(s, "step")), 25);
+    CHECK_EQ_INT(json_integer_value(json_object_get(s, "epoch")), 1);
+    CHECK_EQ_INT(json_integer_value(json_object_get(s, "epoch_batches")), 5);
+    CHECK_EQ_INT(json_integer_value(json_object_get(s, "epoch_seed")), 43);
+    CHECK_EQ_INT(json_integer_value(json_object_get(s, "adam_step")), 25);
+    CHECK_EQ_INT(json_integer_value(json_object_get(s, "world_size")), 1);
+    CHECK_EQ_INT(json_integer_value(json_object_get(s, "data_rows")), 160);
+    CHECK_STR(json_string_value(json_object_get(s, "version")), MNRL_VERSION);
+    json_decref(s);
+    free(text);
+}
+
+// ---- refusals ------------------------------------------------------------------------------------
+
+static void expect_refusal(const char *what, const char *out, const char *resume, const char *const *extra,
+                           const char *needle1, const char *needle2) {
+    MnrlError err = {{0}};
+    CHECK_MSG(train(out, resume, extra, &err) != 0, "%s: accepted", what);
+    CHECK_CONTAINS(err.msg, needle1);
+    if (needle2) CHECK_CONTAINS(err.msg, needle2);
+}
+
+static void check_refusals(void) {
+    char dir[600], done[700];
+    path_of(dir, sizeof dir, "full", "checkpoints/step-0000015");
+    expect_refusal("another lr", "r1", dir, SETS("train.lr=0.002"),
+                   "train.lr is 0.001 in the checkpoint's config but 0.002 now", dir);
+    expect_refusal("another seed", "r1", dir, SETS("train.seed=7"), "train.seed is 42", NULL);
+    expect_refusal("another batch", "r1", dir, SETS("train.batch_size=16"), "train.batch_size is 8", NULL);
+    expect_refusal("latest without checkpoints", "r2", "latest", NULL, "holds no complete checkpoint",
+                   "start without --resume");
+    expect_refusal("no such folder", "r2", "/nonexistent/step-0000005", NULL, "no such checkpoint folder", NULL);
+    expect_refusal("fewer rows", "r3", dir, SETS("data.max_rows=100"), "data.max_rows is 0 in the checkpoint", NULL);
+    // The same config on a data file of fewer rows (paths may change on resume).
+    char shorter[600], set[700], *text;
+    size_t len;
+    MnrlError read_err;
+    CHECK(mnrl_read_file(MNRL_TEST_DATA_DIR "/parity/tiny_train.tsv", &text, &len, &read_err) == 0);
+    char *cut = text;
+    for (int line = 0; line < 101 && cut; line++) cut = strchr(cut, '\n') ? strchr(cut, '\n') + 1 : NULL;
+    if (cut) *cut = '\0';
+    snprintf(shorter, sizeof shorter, "%s/shorter.tsv", scratch);
+    test_write_file(shorter, text);
+    free(text);
+    snprintf(set, sizeof set, "data.train=%s", shorter);
+    expect_refusal("another data file", "r3", dir, SETS(set), "written for 160 training rows", "gives 100 now");
+    // The same model with a cased tokenizer (model.path may move, its tokenizer may not change).
+    char cased[600], model[700];
+    snprintf(cased, sizeof cased, "%s/cased", scratch);
+    CHECK(mnrl_mkdir_p(cased, &read_err) == 0);
+    const char *files[] = {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char from[600], to[700];
+        snprintf(from, sizeof from, "%s/parity/tiny/%s", MNRL_TEST_DATA_DIR, files[i]);
+        snprintf(to, sizeof to, "%s/%s", cased, files[i]);
+        CHECK(mnrl_read_file(from, &text, &len, &read_err) == 0);
+        if (i == 3) test_write_file(to, "{\"do_lower_case\": false}");
+        else CHECK(mnrl_write_file_atomic(to, text, len, &read_err) == 0);
+        free(text);
+    }
+    snprintf(model, sizeof model, "model.path=%s", cased);
+    expect_refusal("another tokenizer", "r3", dir, SETS(model), "trained with another tokenizer", cased);
+
+    // Without DONE (a write interrupted after the rename): refused.
+    snprintf(done, sizeof done, "%s/DONE", dir);
+    CHECK(rename(done, "DONE.saved") == 0);
+    expect_refusal("no DONE", "r4", dir, NULL, "incomplete checkpoint (no DONE file", dir);
+    CHECK(rename("DONE.saved", done) == 0);
+
+    CheckpointState st = {.world_size = 2};
+    MnrlConfig cfg;
+    MnrlError err;
+    const char *sets[] = {model_set, data_set};
+    CHECK_EQ_INT(config_from_string("test", config_json, sets, 2, &cfg, &err), 0);
+    st.config_hash = config_resume_hash(&cfg);
+    CHECK(checkpoint_check_config(dir, &st, &cfg, 1, &err) != 0);
+    CHECK_CONTAINS(err.msg, "written by 2 ranks, but this run has 1");
+    CHECK_EQ_INT(checkpoint_check_config(dir, &st, &cfg, 2, &err), 0);
+    config_free(&cfg);
+
+    // train.epochs may change: 3 epochs from step 15 of the 2-epoch run.
+    CHECK_MSG(train("longer", dir, SETS("train.epochs=3"), &err) == 0, "%s", err.msg);
+    StepRecord recs[64];
+    int n = read_steps("longer", recs, 64);
+    CHECK_EQ_INT(n, 60 - 15);
+    if (n > 0) CHECK_EQ_INT(recs[n - 1].step, 60);
+}
+
+// ---- failures while writing ------------------------------------------------------------------------
+
+// Names of out/checkpoints, space-separated in sorted order, into buf.
+static void list_checkpoints(const char *out, char *buf, size_t cap) {
+    char path[600];
+    path_of(path, sizeof path, out, "checkpoints");
+    struct dirent **names;
+    int n = scandir(path, &names, NULL, alphasort);
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (names[i]->d_name[0] != '.' || strlen(names[i]->d_name) > 2) {
+            if (buf[0]) strncat(buf, " ", cap - strlen(buf) - 1);
+            strncat(buf, names[i]->d_name, cap - strlen(buf) - 1);
+        }
+        free(names[i]);
+    }
+    if (n >= 0) free(names);
+}
+
+// resume: then resume the run from step 5 and compare its end with the uninterrupted run.
+static void check_full_disk(const char *out, const char *fail_on, const char *named, int resume) {
+    MnrlError err = {{0}};
+    setenv("MNRL_TEST_FAIL_WRITE", fail_on, 1);
+    int rc = train(out, NULL, NULL, &err);
+    unsetenv("MNRL_TEST_FAIL_WRITE");
+    CHECK_MSG(rc != 0, "a failed write of %s went unnoticed", fail_on);
+    CHECK_CONTAINS(err.msg, named);
+    CHECK_CONTAINS(err.msg, "No space left on device");
+    CHECK_CONTAINS(err.msg, "checkpoint of step 10 not written (the older checkpoints");
+    char names[1024];
+    list_checkpoints(out, names, sizeof names);
+    CHECK_STR(names, "step-0000005");  // no temporary folder, no step-0000010
+    // (train_config.json names this run's output.dir, so it is not full's.)
+    const char *files[] = {"model.safetensors", "optimizer.exp_avg.safetensors", "optimizer.exp_avg_sq.safetensors",
+                           "state.json", "DONE"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char rest[128];
+        snprintf(rest, sizeof rest, "checkpoints/step-0000005/%s", files[i]);
+        check_same_file("full", out, rest);
+    }
+    if (!resume) return;
+    // The run resumes from it (latest) and ends as the uninterrupted run.
+    CHECK_MSG(train(out, "latest", NULL, &err) == 0, "%s", err.msg);
+    check_same_file("full", out, "final/model.safetensors");
+}
+
+// ---- bad steps and overwriting --------------------------------------------------------------------
+
+// All of a checkpoint's weights are finite.
+static int finite_weights(const char *out, const char *name) {
+    char path[600];
+    path_of(path, sizeof path, out, name);
+    SafetensorsFile *file;
+    MnrlError err;
+    if (safetensors_open(path, &file, &err) != 0) return 0;
+    int finite = 1;
+    for (size_t i = 0; i < file->n_tensors; i++) {
+        const float *v = file->tensors[i].data;
+        for (size_t j = 0; j < file->tensors[i].numel; j++) finite &= isfinite(v[j]) != 0;
+    }
+    safetensors_close(file);
+    return finite;
+}
+
+// lr 1e20 overflows the weights in step 2's update; steps 3..5 are non-finite and skipped,
+// and the run stops at step 5 (max_bad_steps 3). A checkpoint every step, keep 1: step 2's
+// is the one left, none was written during the bad steps, and its weights are finite.
+static void check_bad_steps(void) {
+    MnrlError err = {{0}};
+    int rc = train("nan", NULL, SETS("train.lr=1e20", "checkpoint.every_steps=1", "checkpoint.keep=1",
+                                     "train.max_bad_steps=3"), &err);
+    CHECK(rc != 0);
+    CHECK_CONTAINS(err.msg, "3 consecutive steps had a non-finite loss or gradient (train.max_bad_steps)");
+    char names[1024];
+    list_checkpoints("nan", names, sizeof names);
+    CHECK_STR(names, "step-0000002");
+    CHECK(finite_weights("nan", "checkpoints/step-0000002/model.safetensors"));
+    CHECK(finite_weights("nan", "checkpoints/step-0000002/optimizer.exp_avg_sq.safetensors"));
+    StepRecord recs[64];
+    CHECK_EQ_INT(read_steps("nan", recs, 64), 5);
+    CHECK(isnan(recs[2].loss) && isnan(recs[4].loss));
+}
+
+// A finished run's folder: refused without output.overwrite (with the --resume hint);
+// with it, the old checkpoints go (a planted step-0000003 the new run would have kept).
+static void check_overwrite(void) {
+    expect_refusal("a finished run", "disk1", NULL, NULL, "already holds a run", "continue it with --resume latest");
+    char planted[600];
+    path_of(planted, sizeof planted, "disk1", "checkpoints/step-0000003");
+    MnrlError err;
+    CHECK(mnrl_mkdir_p(planted, &err) == 0);
+    strncat(planted, "/DONE", sizeof planted - strlen(planted) - 1);
+    test_write_file(planted, "step 3\n");
+    CHECK_MSG(train("disk1", NULL, SETS("output.overwrite=true", "train.max_steps=10"), &err) == 0, "%s", err.msg);
+    char names[1024];
+    list_checkpoints("disk1", names, sizeof names);
+    CHECK_STR(names, "step-0000005 step-0000010");
+}
+
+int main(void) {
+    snprintf(scratch, sizeof scratch, "/tmp/mnrl_test_checkpoint_XXXXXX");
+    if (!mkdtemp(scratch)) SKIP("cannot create a temporary folder");
+    MnrlError err;
+    CHECK_MSG(train("full", NULL, NULL, &err) == 0, "%s", err.msg);
+    check_state_file();
+    // (Step 5 is resumed from in check_full_disk.)
+    const int64_t froms[] = {15, 20, 25, 40};
+    for (size_t i = 0; i < sizeof froms / sizeof froms[0]; i++) check_resume(froms[i]);
+    check_refusals();
+    check_full_disk("disk1", "step-0000010/optimizer.exp_avg_sq", "step-0000010/optimizer.exp_avg_sq.safetensors", 1);
+    check_full_disk("disk2", "step-0000010/DONE", "step-0000010/DONE", 0);
+    check_bad_steps();
+    check_overwrite();
+    if (test_failures == 0) mnrl_remove_tree(scratch, &err);
+    TEST_END();
+}
