@@ -104,9 +104,10 @@ struct MnrlDist {
 int dist_discover(MnrlDistBackend backend, MnrlDistPlace *out, MnrlError *err);
 
 // Joins the ranks and sets d up (see the top). output_dir is where the rendezvous file goes
-// when cfg->init_dir is "". Device memory: dist_init first makes this rank's GPU
-// (dist_gpu_index) the current CUDA device, so the caller creates its stream after it and
-// sets d->cuda_stream before the first collective (NULL: the default stream).
+// when cfg->init_dir is "". Device memory with several ranks: dist_init first makes this
+// rank's GPU (dist_gpu_index) the current CUDA device, so the caller creates its stream
+// after it and sets d->cuda_stream before the first collective (NULL: the default stream);
+// one rank keeps the current device. The trainer picks the memory with train_dist_memory.
 int dist_init(MnrlDist *d, const MnrlDistConfig *cfg, const char *output_dir,
               MnrlDistMemory memory, MnrlError *err);
 // d->ops->close(d) when d was initialised; safe on a zeroed MnrlDist.

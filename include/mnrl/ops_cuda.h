@@ -15,8 +15,9 @@ extern "C" {
 
 // The CUDA table with bf16 activations ("cuda-bf16": bf16 compute copy of the weights,
 // fp32 master weights, statistics, gradients and optimizer) or, bf16 = 0, fp32 ones
-// ("cuda-fp32", for debugging and for comparing with the CPU). The first call selects
-// device 0 and creates the cuBLASLt handle, which live until the process ends. Fails with
+// ("cuda-fp32", for debugging and for comparing with the CPU). The first call creates the
+// cuBLASLt handle on the current device (0 unless dist_init selected this rank's GPU),
+// which lives until the process ends. Fails with
 // what the runtime says (no device, no driver, ...) when there is no usable GPU.
 int ops_cuda(int bf16, const MnrlOps **ops, MnrlError *err);
 

@@ -27,4 +27,10 @@ typedef struct {
 // naming inv->resume_command, and a return of 0 (the same signal twice ends it at once).
 int train_run(const MnrlConfig *cfg, MnrlDist *dist, const TrainInvocation *inv, MnrlError *err);
 
+// Where the backend that train_run will pick for cfg (model.backend, and for "auto" whether
+// a GPU is usable) keeps its buffers, so the caller can give dist_init the matching memory:
+// host memory for the CPU backend (MPI collectives), device memory for CUDA (NCCL, with
+// this rank's GPU selected before the backend starts).
+MnrlDistMemory train_dist_memory(const MnrlConfig *cfg);
+
 #endif

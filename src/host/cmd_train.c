@@ -90,9 +90,10 @@ int mnrl_cmd_train(int argc, char **argv) {
     MnrlError err;
     MnrlDist dist;
     exit_code = 0;
-    // The CPU backend's collectives work on host memory (dist.h); under mpirun every rank
+    // The collectives work on the backend's buffers: host memory (MPI) for the CPU backend,
+    // device memory (NCCL) for CUDA (dist.h). Under mpirun every rank
     // runs this, and a failure on one rank ends them all after its message.
-    if (dist_init(&dist, &cfg.dist, cfg.output.dir, MNRL_DIST_HOST_MEMORY, &err) != 0 ||
+    if (dist_init(&dist, &cfg.dist, cfg.output.dir, train_dist_memory(&cfg), &err) != 0 ||
         train_run(&cfg, &dist, &inv, &err) != 0) {
         if (dist.world > 1) fprintf(stderr, "mnrl_cuda train: rank %d of %d: %s\n", dist.rank, dist.world, err.msg);
         else fprintf(stderr, "mnrl_cuda train: %s\n", err.msg);

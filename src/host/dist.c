@@ -509,7 +509,9 @@ int dist_init(MnrlDist *d, const MnrlDistConfig *cfg, const char *output_dir,
 #ifdef MNRL_HAVE_MPI
     if (d->launch == MNRL_DIST_LAUNCH_MPI && dist_mpi_start(d, err) != 0) return -1;
 #endif
-    if (memory == MNRL_DIST_DEVICE_MEMORY) {
+    // One rank keeps the current device (0), so that a missing GPU is reported by the
+    // backend that needs it; several take GPU = local rank before the backend starts.
+    if (memory == MNRL_DIST_DEVICE_MEMORY && d->world > 1) {
 #ifdef MNRL_HAVE_CUDA
         if (dist_cuda_select_device(d, err) != 0) return -1;
 #else

@@ -113,6 +113,44 @@ static int select_backend(const MnrlConfig *cfg, int lead, const MnrlOps **ops, 
     return 0;
 }
 
+MnrlDistMemory train_dist_memory(const MnrlConfig *cfg) {
+    if (cfg->model.backend == MNRL_BACKEND_CPU) return MNRL_DIST_HOST_MEMORY;
+#ifdef MNRL_HAVE_CUDA
+    char description[512];
+    if (cfg->model.backend == MNRL_BACKEND_CUDA || mnrl_cuda_describe(description, sizeof description) > 0) {
+        return MNRL_DIST_DEVICE_MEMORY;
+    }
+#endif
+    return MNRL_DIST_HOST_MEMORY;
+}
+
+// The collectives work on the backend's own buffers: dist_init must have been given the
+// memory of the backend select_backend chose (train_dist_memory).
+static int check_dist_memory(const Trainer *tr, MnrlError *err) {
+    int on_device = tr->ops != ops_cpu();
+    if (on_device == (tr->dist->memory == MNRL_DIST_DEVICE_MEMORY)) return 0;
+    return mnrl_fail(err, "train.c: the %s backend with collectives on %s memory; dist_init must be given "
+                          "train_dist_memory(cfg) (a bug)", tr->ops->name, on_device ? "host" : "device");
+}
+
+// A broadcast from rank 0 of host bytes. Collectives on device memory (NCCL) take the bytes
+// through a buffer of the backend, allocated for the call: between steps only.
+static int broadcast_host(Trainer *tr, void *buf, size_t bytes, MnrlError *err) {
+    MnrlDist *d = tr->dist;
+    if (d->world == 1) return 0;
+    if (d->memory == MNRL_DIST_HOST_MEMORY) return d->ops->broadcast(d, buf, bytes, 0, err);
+    void *staged = NULL;
+    if (tr->ops->alloc(&staged, bytes, err) != 0) return -1;
+    tr->ops->upload(staged, buf, bytes);
+    int rc = d->ops->broadcast(d, staged, bytes, 0, err);
+    if (rc == 0) {
+        tr->ops->download(buf, staged, bytes);
+        rc = mnrl_ops_check(tr->ops, err);
+    }
+    tr->ops->release(staged);
+    return rc;
+}
+
 // output.dir must not hold the results of another run unless output.overwrite (which
 // removes its metrics and checkpoints; final/ is replaced by the export). A run resumed
 // from one of output.dir's own checkpoints continues that folder and keeps everything.
@@ -303,7 +341,7 @@ static int check_same_plan(Trainer *tr, MnrlError *err) {
     int64_t mine[3] = {(int64_t)tr->cache.n_rows, (int64_t)tr->cache.n_cols, tr->total_steps};
     int64_t lead[3];
     memcpy(lead, mine, sizeof lead);
-    if (d->ops->broadcast(d, lead, sizeof lead, 0, err) != 0) return -1;
+    if (broadcast_host(tr, lead, sizeof lead, err) != 0) return -1;
     if (memcmp(lead, mine, sizeof lead) != 0) {
         return mnrl_fail(err, "rank %d: %s gives %lld rows x %lld columns and %lld steps here, but "
                          "%lld x %lld and %lld steps on rank 0; every rank must read the same data "
@@ -374,7 +412,7 @@ static int check_ranks_agree(Trainer *tr, const float *params, MnrlError *err) {
     if (d->world == 1) return 0;
     uint64_t mine = mnrl_hash64(params, tr->model.table.n_floats * sizeof *params, 0), lead = mine;
     int differs;
-    if (d->ops->broadcast(d, &lead, sizeof lead, 0, err) != 0 || d->ops->any(d, mine != lead, &differs, err) != 0) {
+    if (broadcast_host(tr, &lead, sizeof lead, err) != 0 || d->ops->any(d, mine != lead, &differs, err) != 0) {
         return -1;
     }
     if (!differs) return 0;
@@ -507,9 +545,9 @@ static int open_resume(Trainer *tr, MnrlError *err) {
     CheckpointState st;
     int rc = tr->lead ? read_checkpoint(tr, &st, host, err) : 0;
     if (rc == 0 && d->world > 1) {
-        rc = d->ops->broadcast(d, &st, sizeof st, 0, err);
-        if (rc == 0) rc = d->ops->broadcast(d, &tr->continuing, sizeof tr->continuing, 0, err);
-        if (rc == 0) rc = d->ops->broadcast(d, host, 3 * n * sizeof *host, 0, err);
+        rc = broadcast_host(tr, &st, sizeof st, err);
+        if (rc == 0) rc = broadcast_host(tr, &tr->continuing, sizeof tr->continuing, err);
+        if (rc == 0) rc = broadcast_host(tr, host, 3 * n * sizeof *host, err);
     }
     if (rc == 0) rc = apply_checkpoint(tr, &st, host, err);
     free(host);
@@ -611,7 +649,8 @@ static int trainer_open(Trainer *tr, const MnrlConfig *cfg, MnrlDist *dist, cons
     tr->last_checkpoint = -1;
     tr->scores = (ExportScores){NAN, NAN, NAN, NAN};
     // The output folder is touched last, so that a run failing on its inputs leaves nothing.
-    if (select_backend(cfg, dist->rank == 0, &tr->ops, err) != 0 || open_ranks(tr, err) != 0 ||
+    if (select_backend(cfg, dist->rank == 0, &tr->ops, err) != 0 || check_dist_memory(tr, err) != 0 ||
+        open_ranks(tr, err) != 0 ||
         open_data_in_turn(tr, err) != 0 || open_model(tr, err) != 0 || open_sts(tr, err) != 0) {
         return -1;
     }

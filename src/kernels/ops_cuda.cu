@@ -293,7 +293,7 @@ extern "C" int ops_cuda(int bf16, const MnrlOps **ops, MnrlError *err) {
                                   "CUDA_VISIBLE_DEVICES, or set model.backend to \"cpu\"",
                              description);
         }
-        CUDA_CHECK(cudaSetDevice(0), err);
+        // The current device: 0, or the rank's GPU that dist_init selected (GPU = local rank).
         if (mnrl_cuda_gemm_context_create(&gemm, (size_t)32 << 20, err) != 0) return -1;
         tables[0] = make_table<float>("cuda-fp32");
         tables[1] = make_table<mnrl_bf16>("cuda-bf16");
