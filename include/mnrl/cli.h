@@ -18,6 +18,9 @@ int mnrl_cmd_eval(int argc, char **argv);
 // mnrl_cuda encode MODEL_DIR --output FILE.npy [--input FILE] [--max-seq-length N] [--batch-size N]
 int mnrl_cmd_encode(int argc, char **argv);
 
+// mnrl_cuda export CHECKPOINT_DIR --output DIR: a checkpoint as a sentence-transformers folder.
+int mnrl_cmd_export(int argc, char **argv);
+
 // mnrl_cuda [train] CONFIG.json [--set section.key=value]... [--print-config]
 int mnrl_cmd_train(int argc, char **argv);
 

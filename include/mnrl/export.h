@@ -38,6 +38,7 @@ typedef struct {
 
 typedef struct {
     const char *out_dir;          // the run's output folder; the model goes to out_dir/final
+    const char *folder;           // or, when not NULL, to this folder (out_dir unused)
     const char *base_model_dir;   // the HF folder training started from: its config.json
                                   // and tokenizer files are copied
     const MnrlConfig *config;     // data, recipe, loss and hyper-parameters for the card;
@@ -51,7 +52,7 @@ typedef struct {
 // The version of sentence-transformers whose save() layout export_model follows.
 #define EXPORT_ST_LAYOUT_VERSION "5.1.2"
 
-// Writes info->out_dir/final from the parameters (table layout, fp32). The base folder's
+// Writes info->out_dir/final (or info->folder) from the parameters (table layout, fp32). The base folder's
 // config.json must describe the same architecture as table (else an error says which
 // number differs); max_seq_length must fit its max_position_embeddings.
 int export_model(const ExportInfo *info, const ParamTable *table, const float *params, MnrlError *err);

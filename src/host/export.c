@@ -287,20 +287,37 @@ static int swap_into_place(const char *out_dir, const char *staging, const char 
     return 0;
 }
 
+// The model folder's path and the folder that holds it (created when missing, fsync'd
+// after the rename).
+static int folder_paths(const ExportInfo *info, char *final, char *parent, MnrlError *err) {
+    if (!info->folder) {
+        snprintf(parent, PATH_CAP, "%s", info->out_dir);
+        return join(final, info->out_dir, "final", err);
+    }
+    if (snprintf(final, PATH_CAP, "%s", info->folder) >= PATH_CAP) return mnrl_fail(err, "%s: path too long", info->folder);
+    size_t len = strlen(final);
+    while (len > 1 && final[len - 1] == '/') final[--len] = '\0';  // "out/" names out
+    const char *slash = strrchr(final, '/');
+    if (!slash) snprintf(parent, PATH_CAP, ".");
+    else if (slash == final) snprintf(parent, PATH_CAP, "/");
+    else snprintf(parent, PATH_CAP, "%.*s", (int)(slash - final), final);
+    return 0;
+}
+
 int export_model(const ExportInfo *info, const ParamTable *table, const float *params, MnrlError *err) {
-    char final[PATH_CAP], staging[PATH_CAP];
-    if (join(final, info->out_dir, "final", err) != 0) return -1;
+    char final[PATH_CAP], parent[PATH_CAP], staging[PATH_CAP];
+    if (folder_paths(info, final, parent, err) != 0) return -1;
     if (snprintf(staging, sizeof staging, "%s.tmp-%ld", final, (long)getpid()) >= (int)sizeof staging) {
         return mnrl_fail(err, "%s: path too long", final);
     }
-    if (check_inputs(info, table, err) != 0 || mnrl_mkdir_p(info->out_dir, err) != 0 ||
+    if (check_inputs(info, table, err) != 0 || mnrl_mkdir_p(parent, err) != 0 ||
         mnrl_remove_tree(staging, err) != 0) {
         return mnrl_fail_context(err, "exporting %s", final);
     }
     if (mkdir(staging, 0755) != 0) {
         return mnrl_fail(err, "exporting %s: %s: cannot create directory: %s", final, staging, strerror(errno));
     }
-    if (write_folder(staging, info, table, params, err) != 0 || swap_into_place(info->out_dir, staging, final, err) != 0) {
+    if (write_folder(staging, info, table, params, err) != 0 || swap_into_place(parent, staging, final, err) != 0) {
         mnrl_remove_tree(staging, NULL);
         return mnrl_fail_context(err, "exporting %s", final);
     }

@@ -21,7 +21,7 @@ static const Subcommand subcommands[] = {
     {"tokenize", mnrl_cmd_tokenize, "print the token ids of text lines, as the HF tokenizer"},
     {"eval", mnrl_cmd_eval, "evaluate a model folder on an STS file (Spearman, Pearson)"},
     {"encode", mnrl_cmd_encode, "embed text lines with a model folder into a .npy file"},
-    {"export", NULL, "write a sentence-transformers folder from a checkpoint"},
+    {"export", mnrl_cmd_export, "write a sentence-transformers folder from a checkpoint"},
 };
 #define N_SUBCOMMANDS (sizeof subcommands / sizeof subcommands[0])
 
