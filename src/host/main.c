@@ -11,7 +11,7 @@
 
 typedef struct {
     const char *name;
-    int (*run)(int argc, char **argv);  // NULL: announced, not available in this version
+    int (*run)(int argc, char **argv);
     const char *summary;
 } Subcommand;
 
@@ -39,8 +39,7 @@ static void print_help(FILE *out) {
             "subcommands:\n",
             MNRL_VERSION);
     for (size_t i = 0; i < N_SUBCOMMANDS; i++) {
-        fprintf(out, "  %-10s %s%s\n", subcommands[i].name, subcommands[i].summary,
-                subcommands[i].run ? "" : " (not available yet)");
+        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
     }
     fprintf(out, "\n"
                  "`mnrl_cuda --print-config` prints the embedded default configuration\n"
@@ -79,15 +78,6 @@ static void print_version(void) {
 #endif
 }
 
-// A subcommand announced in the table but not implemented in this version.
-static int run_unavailable(const Subcommand *cmd, int argc, char **argv) {
-    int wants_help = argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
-    FILE *out = wants_help ? stdout : stderr;
-    fprintf(out, "mnrl_cuda %s: %s.\nIt is not available yet in this version; it arrives with "
-                 "the trainer. See mnrl_cuda --help.\n", cmd->name, cmd->summary);
-    return wants_help ? 0 : 2;
-}
-
 static int is_config_path(const char *arg) {
     size_t n = strlen(arg);
     return (n >= 5 && strcmp(arg + n - 5, ".json") == 0) ||
@@ -122,7 +112,6 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < N_SUBCOMMANDS; i++) {
         if (strcmp(first, subcommands[i].name) != 0) continue;
-        if (!subcommands[i].run) return run_unavailable(&subcommands[i], argc - 1, argv + 1);
         return subcommands[i].run(argc - 1, argv + 1);
     }
     // `train` is the default: a config file or an option first (`mnrl_cuda --print-config`).

@@ -16,8 +16,8 @@ for sub in train eval encode export; do
     expect 0 "$sub --help" -- "$BIN" "$sub" --help
     contains "$TMP/out" "$sub"
 done
-expect 2 "export (not in this version)" -- "$BIN" export
-contains "$TMP/err" "not available yet"
+expect 2 "export without a checkpoint" -- "$BIN" export
+contains "$TMP/err" "missing CHECKPOINT_DIR"
 expect 2 "eval without a model folder" -- "$BIN" eval
 contains "$TMP/err" "missing MODEL_DIR"
 
