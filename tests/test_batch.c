@@ -1,7 +1,8 @@
 // test_batch.c — step packing (batch.c): rows of a hand-made pre-tokenized cache packed
 // column-major (all anchors, all positives, then each negative column) with the right
-// cu_seqlens, limits enforced; plain text lists packed in chunks by sentence and token
-// limits, each text's ids equal to the tokenizer's own encoding.
+// cu_seqlens, limits enforced; a packed step cut into chunks (cached MNRL) by sentence and
+// token limits; plain text lists packed in chunks by sentence and token limits, each
+// text's ids equal to the tokenizer's own encoding.
 #include <string.h>
 
 #include "mnrl/batch.h"
@@ -95,6 +96,59 @@ static void test_rows(void) {
     CHECK_CONTAINS(err.msg, "do not fit one packed step");
 }
 
+// Cuts step into chunks of chunk's capacities; *sizes receives each chunk's sentences.
+// Checks that every chunk is its stretch of the step, rebased, and knows where it sits.
+static int cut_chunks(PackedBatch *chunk, const PackedBatch *step, int *sizes) {
+    int n = 0, ok = 1;
+    for (int first = 0; first < step->S; n++) {
+        int k = batch_pack_chunk(chunk, step, first);
+        CHECK(k >= 1);
+        if (k < 1) break;
+        int t0 = step->cu_seqlens[first];
+        ok &= chunk->S == k && chunk->first_seq == first && chunk->first_token == t0 &&
+              chunk->S <= chunk->max_seqs && chunk->T <= chunk->max_tokens &&
+              chunk->T == step->cu_seqlens[first + k] - t0 &&
+              memcmp(chunk->ids, step->ids + t0, (size_t)chunk->T * sizeof *chunk->ids) == 0;
+        for (int s = 0; s <= k; s++) ok &= chunk->cu_seqlens[s] == step->cu_seqlens[first + s] - t0;
+        sizes[n] = k;
+        first += k;
+    }
+    CHECK(ok);
+    CHECK_EQ_INT(batch_pack_chunk(chunk, step, step->S), 0);
+    return n;
+}
+
+static void test_chunks(void) {
+    DataCache cache;
+    DataCacheHeader header;
+    uint64_t offset[N_TEXTS + 1];
+    uint16_t tokens[64];
+    make_cache(&cache, &header, offset, tokens);
+    PackedBatch step, chunk;
+    MnrlError err = {{0}};
+    CHECK(batch_init_for_cache(&step, &cache, 3, 8, &err) == 0);
+    const uint32_t rows[3] = {2, 0, 3};
+    CHECK(batch_pack_rows(&step, &cache, rows, 3, &err) == 0);  // lengths 3 2 4 | 2 3 5 | 7 4 6
+    // One row's worth: 3 sentences, the longest text of each column: 5 + 6 + 7 tokens.
+    CHECK(batch_init_for_cache(&chunk, &cache, 1, 8, &err) == 0);
+    CHECK_EQ_INT(chunk.max_seqs, 3);
+    CHECK_EQ_INT(chunk.max_tokens, 18);
+    int sizes[9];
+    CHECK_EQ_INT(cut_chunks(&chunk, &step, sizes), 3);  // 9, 10 and 17 tokens
+    CHECK(sizes[0] == 3 && sizes[1] == 3 && sizes[2] == 3);
+    batch_free(&chunk);
+    // 9 tokens: cut by tokens, 3 2 4 | 2 3 | 5 | 7 | 4 | 6.
+    CHECK(batch_init(&chunk, 9, 9, 8, &err) == 0);
+    CHECK_EQ_INT(cut_chunks(&chunk, &step, sizes), 6);
+    CHECK(sizes[0] == 3 && sizes[1] == 2 && sizes[2] == 1 && sizes[5] == 1);
+    // Packing the buffer as a whole step again forgets that it was a chunk.
+    const uint32_t row0[1] = {0};  // texts of 2, 3 and 4 tokens
+    CHECK(batch_pack_rows(&chunk, &cache, row0, 1, &err) == 0);
+    CHECK(chunk.first_seq == 0 && chunk.first_token == 0);
+    batch_free(&chunk);
+    batch_free(&step);
+}
+
 static void test_texts(void) {
     Tokenizer *tok = NULL;
     MnrlError err = {{0}};
@@ -140,6 +194,7 @@ static void test_texts(void) {
 
 int main(void) {
     test_rows();
+    test_chunks();
     test_texts();
     TEST_END();
 }

@@ -217,7 +217,7 @@ static void test_bad_inputs(Model *m, PackedBatch *pb) {
     CHECK(model_forward(m, pb, 0, SEED, STEP, 0, &err) == -1);
     CHECK_CONTAINS(err.msg, "token id 100 is outside the model's vocabulary of 100");
     pb->ids[3] = saved;
-    ModelLimits too_long = {64, 8, 41, 4, 8};
+    ModelLimits too_long = {64, 8, 41, 4, 8, 0};
     Model other;
     CHECK(model_create(&other, MODEL_DIR, ops_cpu(), &too_long, &err) == -1);
     CHECK_CONTAINS(err.msg, "max_seq_length 41 exceeds the model's max_position_embeddings 40");

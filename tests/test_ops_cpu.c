@@ -229,9 +229,9 @@ static void test_dropout(const MnrlOps *ops) {
     uint64_t stream = mnrl_rng_stream((uint64_t)params[1], (uint32_t)params[2], (uint32_t)params[3]);
     const float *x = golden("drop.x", N);
     float *out = zeros(N), *inplace = copy_of(x, N);
-    ops->dropout(out, x, N, params[0], seed, stream);
+    ops->dropout(out, x, N, params[0], seed, stream, 0);
     check_close("dropout out (Python Philox mask)", out, golden("drop.out", N), N, RTOL);
-    ops->dropout(inplace, inplace, N, params[0], seed, stream);
+    ops->dropout(inplace, inplace, N, params[0], seed, stream, 0);
     check_equal("dropout in place", inplace, out, N);
     // Elements whose Philox block index needs the counter's high word.
     const float *lo = golden("drop.far_index_lo", 3), *hi = golden("drop.far_index_hi", 3);
@@ -256,11 +256,11 @@ static void test_attention(const MnrlOps *ops) {
         float keep = k ? params[0] : 1.0f;
         uint64_t seed = (uint64_t)params[1];
         char name[32];
-        ops->attention_forward(out, saved, qkv, cu, S, T, MAXLEN, C, NH, keep, seed, stream);
+        ops->attention_forward(out, saved, qkv, cu, S, T, MAXLEN, C, NH, keep, seed, stream, 0);
         snprintf(name, sizeof name, "%s.out", tags[k]);
         check_close(name, out, golden(name, T * C), T * C, RTOL);
         ops->attention_backward(dqkv, dout, qkv, out, saved, cu, S, T, MAXLEN, C, NH, keep, seed,
-                                stream, NULL);
+                                stream, 0, NULL);
         snprintf(name, sizeof name, "%s.dqkv", tags[k]);
         check_close(name, dqkv, golden(name, T * 3 * C), T * 3 * C, RTOL);
     }
@@ -398,11 +398,11 @@ static void test_dropout_identities(const MnrlOps *ops) {
     enum { N = 1 << 20 };
     float *ones = mnrl_malloc(N * sizeof(float)), *a = zeros(N), *b = zeros(N);
     for (int i = 0; i < N; i++) ones[i] = 1.0f;
-    ops->dropout(a, ones, N, 1.0f, 1, 2);
+    ops->dropout(a, ones, N, 1.0f, 1, 2, 0);
     check_equal("dropout keep 1 is the identity", a, ones, N);
     uint64_t stream = mnrl_rng_stream(5, 1, 9);
-    ops->dropout(a, ones, N, 0.9f, 42, stream);
-    ops->dropout(b, ones, N, 0.9f, 42, stream);
+    ops->dropout(a, ones, N, 0.9f, 42, stream, 0);
+    ops->dropout(b, ones, N, 0.9f, 42, stream, 0);
     check_equal("dropout mask reproducible", a, b, N);
     double kept = 0;
     for (int i = 0; i < N; i++) kept += a[i] != 0.0f;
@@ -412,13 +412,48 @@ static void test_dropout_identities(const MnrlOps *ops) {
     const uint64_t other[3][2] = {{43, stream}, {42, mnrl_rng_stream(6, 1, 9)},
                                   {42, mnrl_rng_stream(5, 2, 9)}};
     for (int k = 0; k < 3; k++) {
-        ops->dropout(b, ones, N, 0.9f, other[k][0], other[k][1]);
+        ops->dropout(b, ones, N, 0.9f, other[k][0], other[k][1], 0);
         size_t differ = 0;
         for (int i = 0; i < N; i++) differ += (a[i] == 0.0f) != (b[i] == 0.0f);
         // Independent masks disagree on 2·0.9·0.1 = 18% of elements.
         CHECK_NEAR((double)differ / N, 0.18, 0.01);
     }
     free(ones), free(a), free(b);
+}
+
+// A call over a slice of its tensor (a cached-MNRL chunk: ops.h's offsets) draws that slice
+// of the whole call's mask: dropout from an element that is not a multiple of 4 (mid
+// Philox block), attention over the last two sentences (token offset 3, and the 33-token
+// sentence walks several key pieces). Bitwise: the same products in the same order.
+static void test_dropout_offsets(const MnrlOps *ops) {
+    enum { N = 1001, FIRST = 333, LEN = 555 };
+    const float *x = golden("drop.x", N);
+    float *whole = zeros(N), *part = zeros(LEN);
+    uint64_t stream = mnrl_rng_stream(3, 1, 4);
+    ops->dropout(whole, x, N, 0.7f, 11, stream, 0);
+    ops->dropout(part, x + FIRST, LEN, 0.7f, 11, stream, FIRST);
+    check_equal("dropout at element offset 333 = that slice of the whole", part, whole + FIRST, LEN);
+    ops->dropout(part, x + FIRST, LEN, 0.7f, 11, stream, FIRST + 1);
+    CHECK_MSG(memcmp(part, whole + FIRST, LEN * sizeof(float)) != 0, "dropout ignores its offset");
+    free(whole), free(part);
+
+    enum { C = 64, NH = 4, S0 = 2 };
+    const int t0 = cu[S0], n = T - t0;
+    int32_t chunk_cu[S - S0 + 1];
+    for (int s = S0; s <= S; s++) chunk_cu[s - S0] = cu[s] - t0;
+    const float *qkv = golden("att.qkv", T * 3 * C), *dout = golden("att.dout", T * C);
+    size_t saved_floats = ops->attention_saved_bytes(T, NH, MAXLEN) / sizeof(float);
+    float *saved = zeros(saved_floats), *out = zeros(T * C), *dqkv = zeros(T * 3 * C);
+    float *saved_c = zeros(saved_floats), *out_c = zeros(T * C), *dqkv_c = zeros(T * 3 * C);
+    ops->attention_forward(out, saved, qkv, cu, S, T, MAXLEN, C, NH, 0.8f, 9, 3, 0);
+    ops->attention_backward(dqkv, dout, qkv, out, saved, cu, S, T, MAXLEN, C, NH, 0.8f, 9, 3, 0, NULL);
+    ops->attention_forward(out_c, saved_c, qkv + t0 * 3 * C, chunk_cu, S - S0, n, MAXLEN, C, NH, 0.8f, 9, 3, t0);
+    ops->attention_backward(dqkv_c, dout + t0 * C, qkv + t0 * 3 * C, out_c, saved_c, chunk_cu, S - S0, n,
+                            MAXLEN, C, NH, 0.8f, 9, 3, t0, NULL);
+    check_equal("attention out at token offset 3 = the whole call's rows", out_c, out + t0 * C, (size_t)n * C);
+    check_equal("attention dqkv at token offset 3 = the whole call's rows", dqkv_c, dqkv + t0 * 3 * C,
+                (size_t)n * 3 * C);
+    free(saved), free(out), free(dqkv), free(saved_c), free(out_c), free(dqkv_c);
 }
 
 // ---- determinism across thread counts ---------------------------------------------------
@@ -429,9 +464,9 @@ static void run_backwards(const MnrlOps *ops, float *results) {
     float *out = zeros(T * C), *mean = zeros(T), *rstd = zeros(T);
     const float *qkv = golden("att.qkv", T * 3 * C), *dout = golden("att.dout", T * C);
     int32_t *ids = int_golden("emb.ids", T);
-    ops->attention_forward(out, saved, qkv, cu, S, T, MAXLEN, C, NH, 0.8f, 9, 3);
+    ops->attention_forward(out, saved, qkv, cu, S, T, MAXLEN, C, NH, 0.8f, 9, 3, 0);
     ops->attention_backward(results, dout, qkv, out, saved, cu, S, T, MAXLEN, C, NH, 0.8f, 9,
-                            3, NULL);
+                            3, 0, NULL);
     results += T * 3 * C;
     ops->embedding_backward(results, results + V * C, results + (V + MAXLEN) * C, dout, ids, cu,
                             S, T, C, NULL);
@@ -466,6 +501,7 @@ int main(void) {
     test_matmul(ops);
     test_gelu(ops);
     test_dropout(ops);
+    test_dropout_offsets(ops);
     test_attention(ops);
     test_pooling(ops);
     test_loss(ops);

@@ -50,9 +50,13 @@ static void fwd_residual_layernorm(void) {
 static void fwd_matmul(void) { ops->matmul_forward(fx.out, NULL, fx.x, fx.w, fx.b, T, C, OC); }
 static void fwd_matmul_gelu(void) { ops->matmul_forward(fx.out, fx.pre, fx.x, fx.w, fx.b, T, C, OC); }
 static void fwd_gelu(void) { ops->gelu_forward(fx.out, fx.x, fx.n); }
-static void fwd_dropout(void) { ops->dropout(fx.out, fx.x, fx.n, fx.keep, 77, mnrl_rng_stream(1, 0, 2)); }
+// Dropout at an offset into its tensor (a cached-MNRL chunk, ops.h): backward must use it too.
+enum { DROP_FIRST = 13, ATTN_TOKEN_OFFSET = 7 };
+static void fwd_dropout(void) {
+    ops->dropout(fx.out, fx.x, fx.n, fx.keep, 77, mnrl_rng_stream(1, 0, 2), DROP_FIRST);
+}
 static void fwd_attention(void) {
-    ops->attention_forward(fx.out, fx.saved, fx.x, cu, S, T, MAXLEN, C, NH, fx.keep, 5, 6);
+    ops->attention_forward(fx.out, fx.saved, fx.x, cu, S, T, MAXLEN, C, NH, fx.keep, 5, 6, ATTN_TOKEN_OFFSET);
 }
 static void fwd_pool(void) { ops->mean_pool_forward(fx.out, fx.x, cu, S, C); }
 static void fwd_loss(void) {
@@ -149,7 +153,7 @@ static void test_elementwise(void) {
     ops->gelu_backward(dx, fx.x, dout, fx.n);
     fd_check("gelu d(inp)", fwd_gelu, dout, fx.n, fx.x, dx, fx.n, 1e-2f);
     fx.keep = 0.7f;
-    ops->dropout(dx, dout, fx.n, fx.keep, 77, mnrl_rng_stream(1, 0, 2));  // backward = same mask
+    ops->dropout(dx, dout, fx.n, fx.keep, 77, mnrl_rng_stream(1, 0, 2), DROP_FIRST);  // backward = same mask
     fd_check("dropout d(inp)", fwd_dropout, dout, fx.n, fx.x, dx, fx.n, 1e-2f);
     free(fx.x), free(fx.out), free(dout), free(dx);
 }
@@ -161,7 +165,7 @@ static void test_attention(float keep) {
     float *dout = random_floats(T * C, -1, 1), *dqkv = zeros(T * 3 * C);
     fwd_attention();
     ops->attention_backward(dqkv, dout, fx.x, fx.out, fx.saved, cu, S, T, MAXLEN, C, NH, keep,
-                            5, 6, NULL);
+                            5, 6, ATTN_TOKEN_OFFSET, NULL);
     fd_check(keep < 1 ? "attention (dropout 0.3) d(qkv)" : "attention d(qkv)", fwd_attention,
              dout, T * C, fx.x, dqkv, T * 3 * C, 1e-2f);
     free(fx.x), free(fx.out), free(fx.saved), free(dout), free(dqkv);

@@ -7,6 +7,10 @@
 // positives, then negative column 1 of every row, then column 2, ... So for b rows with
 // k negatives, pooled rows [0, b) are the anchors A and rows [b, b(2+k)) the candidates
 // Cd = [P; N_1; ...; N_k] in sentence-transformers' order, which is what the MNRL loss takes.
+//
+// Chunks (cached MNRL, gradcache.h): a contiguous run of a packed step's sentences, packed
+// on their own (cu_seqlens from 0) with first_seq / first_token saying where they sit in the
+// step: model_forward draws the chunk's dropout masks and writes its pooled rows there.
 #ifndef MNRL_BATCH_H
 #define MNRL_BATCH_H
 
@@ -27,7 +31,9 @@ typedef struct {
     int T;                // real tokens (= cu_seqlens[S]): the tok/s count
     int max_len;          // longest sentence of this step
     int rows, cols;       // training rows and columns (anchor, positive, negatives);
-                          // batch_pack_texts sets rows = S, cols = 1
+                          // batch_pack_texts and batch_pack_chunk set rows = S, cols = 1
+    int first_seq;        // a chunk's first sentence and first token in its step; 0 for
+    int first_token;      // anything else
     int32_t *scratch;     // [max_seqlen]: one text's ids while it is checked for room
 } PackedBatch;
 
@@ -53,5 +59,10 @@ int batch_pack_rows(PackedBatch *pb, const DataCache *cache, const uint32_t *row
 // batch), so a caller loops `i += batch_pack_texts(pb, tok, texts + i, lens + i, n - i)`.
 size_t batch_pack_texts(PackedBatch *pb, const Tokenizer *tok, const char *const *texts,
                         const size_t *lens, size_t n);
+
+// Packs step's sentences first_seq, first_seq + 1, ... into chunk while they fit its
+// capacities (sentences and tokens). Returns how many: at least 1 when first_seq < step->S
+// (chunk->max_seqlen >= step->max_seqlen, so one sentence always fits), 0 at the end.
+int batch_pack_chunk(PackedBatch *chunk, const PackedBatch *step, int first_seq);
 
 #endif

@@ -102,12 +102,13 @@ int mnrl_cuda_gelu_backward_f32(float *dinp, const float *inp, const float *dout
                                 cudaStream_t stream, MnrlError *err);
 int mnrl_cuda_gelu_backward_bf16(mnrl_bf16 *dinp, const mnrl_bf16 *inp, const mnrl_bf16 *dout,
                                  size_t n, cudaStream_t stream, MnrlError *err);
-// out = inp·mask/keep_prob with the rng.h mask of (seed, rng_stream), as ops.h's dropout
-// (also its own backward); out may be inp; keep_prob in (0, 1], 1 = copy.
+// out[i] = inp[i]·mask[first + i]/keep_prob with the rng.h mask of (seed, rng_stream), as
+// ops.h's dropout (also its own backward); out may be inp; keep_prob in (0, 1], 1 = copy.
 int mnrl_cuda_dropout_f32(float *out, const float *inp, size_t n, float keep_prob, uint64_t seed,
-                          uint64_t rng_stream, cudaStream_t stream, MnrlError *err);
+                          uint64_t rng_stream, uint64_t first, cudaStream_t stream, MnrlError *err);
 int mnrl_cuda_dropout_bf16(mnrl_bf16 *out, const mnrl_bf16 *inp, size_t n, float keep_prob,
-                           uint64_t seed, uint64_t rng_stream, cudaStream_t stream, MnrlError *err);
+                           uint64_t seed, uint64_t rng_stream, uint64_t first, cudaStream_t stream,
+                           MnrlError *err);
 // Conversions (round to nearest even to bf16; bf16 to fp32 is exact).
 int mnrl_cuda_f32_to_bf16(mnrl_bf16 *dst, const float *src, size_t n, cudaStream_t stream,
                           MnrlError *err);
@@ -131,29 +132,31 @@ int mnrl_cuda_clip_grad_norm(float *grads, size_t n, float max_norm, void *works
 // ---- attention.cu: self-attention over packed sentences, forward and backward --------------
 // As ops.h's attention_forward/backward (qkv [T, 3C], out [T, C], head h at columns
 // h·HS .. of each block, HS = C/NH in {16, 32, 64, 128}; dropout element
-// e = (t·NH + h)·max_seqlen + j of (seed, rng_stream); keep_prob in (0, 1]), fp32 or bf16
+// e = ((token_offset + t)·NH + h)·max_seqlen + j of (seed, rng_stream); keep_prob in (0, 1]), fp32 or bf16
 // activations, fp32 softmax. The saved state differs from the CPU's: `saved` is the row
 // log-sum-exp, fp32 [T, NH] (mnrl_cuda_attention_saved_bytes), and backward recomputes
 // the probabilities. Every sentence must be at most max_seqlen tokens long.
 size_t mnrl_cuda_attention_saved_bytes(int T, int NH);
 int mnrl_cuda_attention_forward_f32(float *out, float *saved, const float *qkv, const int32_t *cu_seqlens,
                                     int S, int T, int max_seqlen, int C, int NH, float keep_prob,
-                                    uint64_t seed, uint64_t rng_stream, cudaStream_t stream, MnrlError *err);
+                                    uint64_t seed, uint64_t rng_stream, int token_offset, cudaStream_t stream,
+                                    MnrlError *err);
 int mnrl_cuda_attention_forward_bf16(mnrl_bf16 *out, float *saved, const mnrl_bf16 *qkv,
                                      const int32_t *cu_seqlens, int S, int T, int max_seqlen, int C, int NH,
-                                     float keep_prob, uint64_t seed, uint64_t rng_stream, cudaStream_t stream,
-                                     MnrlError *err);
+                                     float keep_prob, uint64_t seed, uint64_t rng_stream, int token_offset,
+                                     cudaStream_t stream, MnrlError *err);
 // dqkv [T, 3C] written (rows of the S sentences); dout, qkv, out, saved as forward left
 // them; workspace: mnrl_cuda_attention_backward_workspace_bytes(T, NH) bytes (D = dO·O).
 size_t mnrl_cuda_attention_backward_workspace_bytes(int T, int NH);
 int mnrl_cuda_attention_backward_f32(float *dqkv, const float *dout, const float *qkv, const float *out,
                                      const float *saved, const int32_t *cu_seqlens, int S, int T, int max_seqlen,
                                      int C, int NH, float keep_prob, uint64_t seed, uint64_t rng_stream,
-                                     void *workspace, cudaStream_t stream, MnrlError *err);
+                                     int token_offset, void *workspace, cudaStream_t stream, MnrlError *err);
 int mnrl_cuda_attention_backward_bf16(mnrl_bf16 *dqkv, const mnrl_bf16 *dout, const mnrl_bf16 *qkv,
                                       const mnrl_bf16 *out, const float *saved, const int32_t *cu_seqlens, int S,
                                       int T, int max_seqlen, int C, int NH, float keep_prob, uint64_t seed,
-                                      uint64_t rng_stream, void *workspace, cudaStream_t stream, MnrlError *err);
+                                      uint64_t rng_stream, int token_offset, void *workspace, cudaStream_t stream,
+                                      MnrlError *err);
 
 // ---- mnrl_loss.cu: the fused MNRL score + cross-entropy, tiled -----------------------------
 // As ops.h's mnrl_loss: A fp32 [b, H], Cd fp32 [N, H]; *loss (device fp32 scalar) =

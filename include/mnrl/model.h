@@ -20,11 +20,12 @@
 //   (max_seqlen = ModelLimits.max_seqlen, never the step's longest text), where t is the
 //   token's row in the packed step buffer.
 // So (seed, step, rank, tensor, element) reproduces a mask exactly, independent of thread
-// counts and of backend. What cached MNRL (issue 7) will need: it runs a step's texts in
-// chunks and replays each chunk's forward; for the masks not to depend on the chunking,
-// t must stay the token's row in the WHOLE step, i.e. the ops' dropout and attention need
-// an element (token) offset argument = the chunk's first token in the step's packing, and
-// a chunk must be a contiguous run of that packing. Until then a step is one chunk.
+// counts and of backend. Cached MNRL (gradcache.h) runs a step's texts in chunks, each a
+// contiguous run of the step's packing, and replays each chunk's forward before its
+// backward. A chunk's batch says where it sits (batch.h: first_token, first_seq): t stays
+// the token's row in the WHOLE step (the ops' dropout and attention take the chunk's
+// first token as their offset), so the masks do not depend on the chunking, and the
+// chunk's pooled rows land at first_seq of m->pooled, which holds the whole step's.
 #ifndef MNRL_MODEL_H
 #define MNRL_MODEL_H
 
@@ -43,6 +44,8 @@ typedef struct {
     int max_seqlen;      // max_seq_length (<= config max_position_embeddings)
     int max_anchors;     // loss rows of this process (b)
     int max_candidates;  // candidates they are scored against (global b·(1+k))
+    int max_step_seqs;   // rows of pooled / dpooled: the sentences of a whole step when a
+                         // forward is one chunk of it (cached MNRL); 0 = max_seqs
 } ModelLimits;
 
 // Activations of one encoder layer that backward reads (act dtype unless float *).
@@ -99,12 +102,13 @@ typedef struct {
     void *grad_tmp, *grad_attn; // [T, C] (grad_tmp is also forward scratch)
     void *grad_qkv;             // [T, 3C]
     void *grad_ffn;             // [T, I]
-    float *pooled, *dpooled;    // fp32 [max_seqs, C]
+    float *pooled, *dpooled;    // fp32 [max_step_seqs, C]
     void *workspace;            // ops->workspace_bytes(limits)
     size_t arena_bytes, workspace_bytes;
 
     // The last forward, which backward differentiates.
     int S, T, training;
+    int first_seq, first_token;  // its batch's place in the step (batch.h)
     uint64_t seed, step;
     uint32_t rank;
 } Model;
@@ -128,15 +132,17 @@ size_t model_num_params(const Model *m);
 
 void model_zero_grad(Model *m);
 
-// Encodes the packed batch: m->pooled (fp32 [S, C], backend memory) = mean-pooled last
-// hidden states. training = 0: eval mode (no dropout). In train mode the masks come from
-// (seed, step, rank) as described at the top. Fails when the batch exceeds the limits or
-// holds a token id outside the vocabulary.
+// Encodes the packed batch: rows [first_seq, first_seq + S) of m->pooled (fp32, backend
+// memory; rows [0, S) for a batch that is not a chunk) = mean-pooled last hidden states.
+// training = 0: eval mode (no dropout). In train mode the masks come from (seed, step,
+// rank) and the batch's first_token as described at the top. Fails when the batch exceeds
+// the limits or holds a token id outside the vocabulary.
 int model_forward(Model *m, const PackedBatch *batch, int training, uint64_t seed, uint64_t step,
                   uint32_t rank, MnrlError *err);
 
-// Backward of the last forward: dpooled fp32 [S, C] (backend memory, usually m->dpooled)
-// is dL/d(pooled); parameter gradients are accumulated into m->grads.
+// Backward of the last forward: dpooled fp32 (backend memory, usually m->dpooled) is
+// dL/d(pooled) in the same rows as pooled (the forward's batch reads rows
+// [first_seq, first_seq + S)); parameter gradients are accumulated into m->grads.
 void model_backward(Model *m, const float *dpooled);
 
 // Clips the gradients to opt->max_grad_norm (global L2 norm) and takes one AdamW step at

@@ -27,6 +27,10 @@
 //   kept when mnrl_rng_uniform_at(seed, stream, e) < keep_prob and then scaled by
 //   1/keep_prob, keep_prob in (0, 1]; keep_prob = 1 is the identity (draws no numbers).
 //   The mask is never stored: backward regenerates it from the same (seed, stream).
+//   A call may cover a slice of the tensor whose mask it draws (cached MNRL runs a step's
+//   tokens in chunks, model.h): its offset argument (dropout: elements; attention: tokens)
+//   says where the slice starts, so a chunk's mask is that slice of the whole step's mask.
+//   Offset 0 is the whole tensor.
 #ifndef MNRL_OPS_H
 #define MNRL_OPS_H
 
@@ -128,11 +132,12 @@ typedef struct MnrlOps {
     void (*gelu_forward)(void *out, const void *inp, size_t n);
     // dinp = dout · gelu'(inp); dinp may be the same buffer as dout.
     void (*gelu_backward)(void *dinp, const void *inp, const void *dout, size_t n);
-    // out = inp · mask / keep_prob with mask element e from (seed, stream) (see the top).
-    // Being linear with a diagonal Jacobian, the same call with the same (seed, stream) is
-    // also its backward: dinp = dropout(dout). out may be the same buffer as inp.
+    // out[i] = inp[i] · mask[first + i] / keep_prob, mask element e from (seed, stream)
+    // (see the top): the n elements are elements first .. first+n-1 of the masked tensor.
+    // Being linear with a diagonal Jacobian, the same call with the same (seed, stream,
+    // first) is also its backward: dinp = dropout(dout). out may be the same buffer as inp.
     void (*dropout)(void *out, const void *inp, size_t n, float keep_prob, uint64_t seed,
-                    uint64_t stream);
+                    uint64_t stream, uint64_t first);
 
     // ---- attention ----------------------------------------------------------------------
     // Scaled dot-product self-attention inside each sentence (no mask tensors: a sentence
@@ -141,17 +146,20 @@ typedef struct MnrlOps {
     // out act [T, C], head h at columns h·HS .. (HF's context layer).
     // P = softmax(q k^T / sqrt(HS)) per (sentence, head); the probabilities go through
     // dropout (attention_probs_dropout_prob) before multiplying v. The dropout element of
-    // (query token t, head h, key j of t's sentence) is e = (t·NH + h)·max_seqlen + j.
+    // (query token t, head h, key j of t's sentence) is
+    // e = ((token_offset + t)·NH + h)·max_seqlen + j: token_offset >= 0 is the row of this
+    // call's token 0 in the tensor whose mask it draws (0: the call is the whole tensor).
     // saved: attention_saved_bytes(T, NH, max_seqlen) bytes, fp32, read by backward.
     void (*attention_forward)(void *out, float *saved, const void *qkv,
                               const int32_t *cu_seqlens, int S, int T, int max_seqlen, int C,
-                              int NH, float keep_prob, uint64_t seed, uint64_t stream);
+                              int NH, float keep_prob, uint64_t seed, uint64_t stream,
+                              int token_offset);
     // dqkv act [T, 3C] written; dout act [T, C]; qkv, out, saved from forward; the same
-    // dropout (keep_prob, seed, stream) and max_seqlen as forward.
+    // dropout (keep_prob, seed, stream, token_offset) and max_seqlen as forward.
     void (*attention_backward)(void *dqkv, const void *dout, const void *qkv, const void *out,
                                const float *saved, const int32_t *cu_seqlens, int S, int T,
                                int max_seqlen, int C, int NH, float keep_prob, uint64_t seed,
-                               uint64_t stream, void *workspace);
+                               uint64_t stream, int token_offset, void *workspace);
 
     // ---- pooling ------------------------------------------------------------------------
     // out[s] = mean of inp rows of sentence s, every token ([CLS] and [SEP] included, as

@@ -63,7 +63,7 @@ void batch_free(PackedBatch *pb) {
 }
 
 static void batch_reset(PackedBatch *pb, int rows, int cols) {
-    pb->S = pb->T = pb->max_len = 0;
+    pb->S = pb->T = pb->max_len = pb->first_seq = pb->first_token = 0;
     pb->rows = rows;
     pb->cols = cols;
     pb->cu_seqlens[0] = 0;
@@ -116,4 +116,17 @@ size_t batch_pack_texts(PackedBatch *pb, const Tokenizer *tok, const char *const
     }
     pb->rows = pb->S;
     return i;
+}
+
+int batch_pack_chunk(PackedBatch *chunk, const PackedBatch *step, int first_seq) {
+    batch_reset(chunk, 0, 1);
+    chunk->first_seq = first_seq;
+    chunk->first_token = step->cu_seqlens[first_seq];
+    for (int s = first_seq; s < step->S && chunk->S < chunk->max_seqs; s++) {
+        int start = step->cu_seqlens[s], len = step->cu_seqlens[s + 1] - start;
+        if (chunk->T + len > chunk->max_tokens) break;
+        batch_push(chunk, step->ids + start, len);
+    }
+    chunk->rows = chunk->S;
+    return chunk->S;
 }

@@ -50,8 +50,8 @@ static void layout_activations(Model *m, Carver *c) {
     m->grad_attn = carve(c, T * C * act);
     m->grad_qkv = carve(c, T * 3 * C * act);
     m->grad_ffn = carve(c, T * I * act);
-    m->pooled = carve(c, (size_t)m->limits.max_seqs * C * sizeof(float));
-    m->dpooled = carve(c, (size_t)m->limits.max_seqs * C * sizeof(float));
+    m->pooled = carve(c, (size_t)m->limits.max_step_seqs * C * sizeof(float));
+    m->dpooled = carve(c, (size_t)m->limits.max_step_seqs * C * sizeof(float));
     m->ids = carve(c, T * sizeof(int32_t));
     m->cu_seqlens = carve(c, ((size_t)m->limits.max_seqs + 1) * sizeof(int32_t));
 }
@@ -76,10 +76,10 @@ static void build_param_runs(Model *m) {
 static int check_limits(const Model *m, const ModelLimits *lim, MnrlError *err) {
     const BertConfig *cfg = &m->table.config;
     if (lim->max_seqs < 1 || lim->max_seqlen < 2 || lim->max_tokens < lim->max_seqlen ||
-        lim->max_anchors < 1 || lim->max_candidates < 1)
+        lim->max_anchors < 1 || lim->max_candidates < 1 || lim->max_step_seqs < lim->max_seqs)
         return mnrl_fail(err, "model.c: bad model limits (sentences %d, max_seq_length %d, tokens %d, "
-                              "anchors %d, candidates %d)", lim->max_seqs, lim->max_seqlen,
-                         lim->max_tokens, lim->max_anchors, lim->max_candidates);
+                              "anchors %d, candidates %d, step sentences %d)", lim->max_seqs, lim->max_seqlen,
+                         lim->max_tokens, lim->max_anchors, lim->max_candidates, lim->max_step_seqs);
     if (lim->max_seqlen > cfg->max_position_embeddings)
         return mnrl_fail(err, "model.c: max_seq_length %d exceeds the model's max_position_embeddings %d; "
                               "lower model.max_seq_length", lim->max_seqlen, cfg->max_position_embeddings);
@@ -121,6 +121,7 @@ int model_create(Model *m, const char *model_dir, const MnrlOps *ops, const Mode
     memset(m, 0, sizeof *m);
     m->ops = ops;
     m->limits = *limits;
+    if (m->limits.max_step_seqs == 0) m->limits.max_step_seqs = m->limits.max_seqs;
     float *host = NULL;
     if (params_load_model_dir(model_dir, &m->table, &host, err)) return -1;
     const BertConfig *cfg = &m->table.config;
@@ -131,7 +132,7 @@ int model_create(Model *m, const char *model_dir, const MnrlOps *ops, const Mode
     m->x = mnrl_calloc((size_t)m->L + 1, sizeof *m->x);
     m->layers = mnrl_calloc((size_t)m->L, sizeof *m->layers);
     build_param_runs(m);
-    int rc = check_limits(m, limits, err);
+    int rc = check_limits(m, &m->limits, err);
     if (rc == 0) rc = alloc_buffers(m, err);
     if (rc == 0) rc = model_set_dropout(m, (float)cfg->hidden_dropout_prob,
                                         (float)cfg->attention_probs_dropout_prob, err);
@@ -195,12 +196,17 @@ static uint64_t dropout_stream(const Model *m, int layer, int site) {
     return mnrl_rng_stream(m->step, m->rank, tensor);
 }
 static float keep(const Model *m, float train_keep) { return m->training ? train_keep : 1.0f; }
+// The element of the hidden-site masks where the last forward's batch starts (model.h).
+static uint64_t hidden_first(const Model *m) { return (uint64_t)m->first_token * (uint64_t)m->C; }
 
 static int check_batch(const Model *m, const PackedBatch *b, MnrlError *err) {
     if (b->S < 1 || b->S > m->limits.max_seqs || b->T > m->limits.max_tokens || b->cu_seqlens[0] != 0 ||
         b->cu_seqlens[b->S] != b->T)
         return mnrl_fail(err, "model.c: batch of %d sentences / %d tokens is empty, inconsistent or over "
                               "the limits (%d / %d)", b->S, b->T, m->limits.max_seqs, m->limits.max_tokens);
+    if (b->first_seq < 0 || b->first_token < 0 || b->first_seq > m->limits.max_step_seqs - b->S)
+        return mnrl_fail(err, "model.c: chunk at sentence %d / token %d of %d sentences is outside the %d "
+                              "pooled rows", b->first_seq, b->first_token, b->S, m->limits.max_step_seqs);
     for (int s = 0; s < b->S; s++) {
         int len = b->cu_seqlens[s + 1] - b->cu_seqlens[s];
         if (len < 1 || len > m->limits.max_seqlen)
@@ -225,14 +231,17 @@ static void layer_forward(Model *m, int l) {
     void *scratch = m->grad_tmp;
     o->matmul_forward(a->qkv, NULL, m->x[l], weight(m, p->qkv_w), weight(m, p->qkv_b), T, C, 3 * C);
     o->attention_forward(a->attn, a->attn_saved, a->qkv, m->cu_seqlens, S, T, m->limits.max_seqlen, C,
-                         m->NH, keep(m, m->attn_keep), m->seed, dropout_stream(m, l, SITE_ATTN_PROBS));
+                         m->NH, keep(m, m->attn_keep), m->seed, dropout_stream(m, l, SITE_ATTN_PROBS),
+                         m->first_token);
     o->matmul_forward(scratch, NULL, a->attn, weight(m, p->attn_out_w), weight(m, p->attn_out_b), T, C, C);
-    o->dropout(scratch, scratch, TC, keep(m, m->hidden_keep), m->seed, dropout_stream(m, l, SITE_ATTN_OUT));
+    o->dropout(scratch, scratch, TC, keep(m, m->hidden_keep), m->seed, dropout_stream(m, l, SITE_ATTN_OUT),
+               hidden_first(m));
     o->residual_layernorm_forward(a->res1, a->ln1, a->ln1_mean, a->ln1_rstd, m->x[l], scratch,
                                   weight(m, p->attn_ln_w), weight(m, p->attn_ln_b), T, C, eps);
     o->matmul_forward(a->gelu, a->pre_gelu, a->ln1, weight(m, p->ffn_in_w), weight(m, p->ffn_in_b), T, C, I);
     o->matmul_forward(scratch, NULL, a->gelu, weight(m, p->ffn_out_w), weight(m, p->ffn_out_b), T, I, C);
-    o->dropout(scratch, scratch, TC, keep(m, m->hidden_keep), m->seed, dropout_stream(m, l, SITE_FFN_OUT));
+    o->dropout(scratch, scratch, TC, keep(m, m->hidden_keep), m->seed, dropout_stream(m, l, SITE_FFN_OUT),
+               hidden_first(m));
     o->residual_layernorm_forward(a->res2, m->x[l + 1], a->ln2_mean, a->ln2_rstd, a->ln1, scratch,
                                   weight(m, p->ffn_ln_w), weight(m, p->ffn_ln_b), T, C, eps);
 }
@@ -248,6 +257,8 @@ int model_forward(Model *m, const PackedBatch *batch, int training, uint64_t see
     m->seed = seed;
     m->step = step;
     m->rank = rank;
+    m->first_seq = batch->first_seq;
+    m->first_token = batch->first_token;
     o->upload(m->ids, batch->ids, (size_t)m->T * sizeof(int32_t));
     o->upload(m->cu_seqlens, batch->cu_seqlens, ((size_t)m->S + 1) * sizeof(int32_t));
 
@@ -256,9 +267,10 @@ int model_forward(Model *m, const PackedBatch *batch, int training, uint64_t see
     o->layernorm_forward(m->x[0], m->emb_mean, m->emb_rstd, m->emb, weight(m, t->emb_ln_w),
                          weight(m, t->emb_ln_b), m->T, m->C, (float)t->config.layer_norm_eps);
     o->dropout(m->x[0], m->x[0], (size_t)m->T * (size_t)m->C, keep(m, m->hidden_keep), m->seed,
-               dropout_stream(m, -1, 0));
+               dropout_stream(m, -1, 0), hidden_first(m));
     for (int l = 0; l < m->L; l++) layer_forward(m, l);
-    o->mean_pool_forward(m->pooled, m->x[m->L], m->cu_seqlens, m->S, m->C);
+    o->mean_pool_forward(m->pooled + (size_t)m->first_seq * (size_t)m->C, m->x[m->L], m->cu_seqlens, m->S,
+                         m->C);
     return 0;
 }
 
@@ -276,7 +288,8 @@ static void layer_backward(Model *m, int l, void *dx, void *dres) {
     // out = LN2(res2), res2 = ln1 + dropout(gelu W2^T + b2)
     o->layernorm_backward(dres, grad(m, p->ffn_ln_w), grad(m, p->ffn_ln_b), dx, a->res2,
                           weight(m, p->ffn_ln_w), a->ln2_mean, a->ln2_rstd, T, C, ws);
-    o->dropout(m->grad_tmp, dres, TC, keep(m, m->hidden_keep), m->seed, dropout_stream(m, l, SITE_FFN_OUT));
+    o->dropout(m->grad_tmp, dres, TC, keep(m, m->hidden_keep), m->seed, dropout_stream(m, l, SITE_FFN_OUT),
+               hidden_first(m));
     o->matmul_backward(m->grad_ffn, grad(m, p->ffn_out_w), grad(m, p->ffn_out_b), m->grad_tmp, a->gelu,
                        weight(m, p->ffn_out_w), T, I, C, 0, ws);
     o->gelu_backward(m->grad_ffn, a->pre_gelu, m->grad_ffn, (size_t)T * (size_t)I);
@@ -287,11 +300,13 @@ static void layer_backward(Model *m, int l, void *dx, void *dres) {
     // ln1 = LN1(res1), res1 = x + dropout(attn Wo^T + bo), attn = attention(x Wqkv^T + bqkv)
     o->layernorm_backward(dx, grad(m, p->attn_ln_w), grad(m, p->attn_ln_b), dres, a->res1,
                           weight(m, p->attn_ln_w), a->ln1_mean, a->ln1_rstd, T, C, ws);
-    o->dropout(m->grad_tmp, dx, TC, keep(m, m->hidden_keep), m->seed, dropout_stream(m, l, SITE_ATTN_OUT));
+    o->dropout(m->grad_tmp, dx, TC, keep(m, m->hidden_keep), m->seed, dropout_stream(m, l, SITE_ATTN_OUT),
+               hidden_first(m));
     o->matmul_backward(m->grad_attn, grad(m, p->attn_out_w), grad(m, p->attn_out_b), m->grad_tmp, a->attn,
                        weight(m, p->attn_out_w), T, C, C, 0, ws);
     o->attention_backward(m->grad_qkv, m->grad_attn, a->qkv, a->attn, a->attn_saved, m->cu_seqlens, S, T, ML,
-                          C, m->NH, keep(m, m->attn_keep), m->seed, dropout_stream(m, l, SITE_ATTN_PROBS), ws);
+                          C, m->NH, keep(m, m->attn_keep), m->seed, dropout_stream(m, l, SITE_ATTN_PROBS),
+                          m->first_token, ws);
     // dx becomes d(x[l]): the residual path plus the QKV input's gradient.
     o->matmul_backward(dx, grad(m, p->qkv_w), grad(m, p->qkv_b), m->grad_qkv, m->x[l],
                        weight(m, p->qkv_w), T, C, 3 * C, 1, ws);
@@ -301,9 +316,10 @@ void model_backward(Model *m, const float *dpooled) {
     const MnrlOps *o = m->ops;
     const ParamTable *t = &m->table;
     void *dx = m->grad_a;
-    o->mean_pool_backward(dx, dpooled, m->cu_seqlens, m->S, m->C);
+    o->mean_pool_backward(dx, dpooled + (size_t)m->first_seq * (size_t)m->C, m->cu_seqlens, m->S, m->C);
     for (int l = m->L - 1; l >= 0; l--) layer_backward(m, l, dx, m->grad_b);
-    o->dropout(dx, dx, (size_t)m->T * (size_t)m->C, keep(m, m->hidden_keep), m->seed, dropout_stream(m, -1, 0));
+    o->dropout(dx, dx, (size_t)m->T * (size_t)m->C, keep(m, m->hidden_keep), m->seed, dropout_stream(m, -1, 0),
+               hidden_first(m));
     o->layernorm_backward(m->grad_tmp, grad(m, t->emb_ln_w), grad(m, t->emb_ln_b), dx, m->emb,
                           weight(m, t->emb_ln_w), m->emb_mean, m->emb_rstd, m->T, m->C, m->workspace);
     o->embedding_backward(grad(m, t->word_emb), grad(m, t->pos_emb), grad(m, t->type_emb), m->grad_tmp,

@@ -47,15 +47,16 @@ void ops_cpu_matmul_backward(void *dinp, float *dweight, float *dbias, const voi
 void ops_cpu_gelu_forward(void *out, const void *inp, size_t n);
 void ops_cpu_gelu_backward(void *dinp, const void *inp, const void *dout, size_t n);
 void ops_cpu_dropout(void *out, const void *inp, size_t n, float keep_prob, uint64_t seed,
-                     uint64_t stream);
+                     uint64_t stream, uint64_t first);
 void ops_cpu_attention_forward(void *out, float *saved, const void *qkv,
                                const int32_t *cu_seqlens, int S, int T, int max_seqlen, int C,
-                               int NH, float keep_prob, uint64_t seed, uint64_t stream);
+                               int NH, float keep_prob, uint64_t seed, uint64_t stream,
+                               int token_offset);
 void ops_cpu_attention_backward(void *dqkv, const void *dout, const void *qkv,
                                 const void *out, const float *saved,
                                 const int32_t *cu_seqlens, int S, int T, int max_seqlen,
                                 int C, int NH, float keep_prob, uint64_t seed,
-                                uint64_t stream, void *workspace);
+                                uint64_t stream, int token_offset, void *workspace);
 
 // ops_cpu_train.c
 size_t ops_cpu_mnrl_loss_bytes(int b, int N, int H);

@@ -255,7 +255,7 @@ OPS_CPU_CLONES void ops_cpu_dropout_multipliers(float *mult, uint64_t e0, size_t
 }
 
 void ops_cpu_dropout(void *out_, const void *inp_, size_t n, float keep_prob, uint64_t seed,
-                     uint64_t stream) {
+                     uint64_t stream, uint64_t first) {
     float *out = out_;
     const float *inp = inp_;
     if (keep_prob >= 1.0f) {
@@ -267,7 +267,7 @@ void ops_cpu_dropout(void *out_, const void *inp_, size_t n, float keep_prob, ui
     for (size_t k = 0; k < chunks; k++) {
         float mult[ELEMENT_CHUNK];
         size_t start = k * ELEMENT_CHUNK, count = chunk_length(n, k);
-        ops_cpu_dropout_multipliers(mult, start, count, keep_prob, seed, stream);
+        ops_cpu_dropout_multipliers(mult, first + start, count, keep_prob, seed, stream);
 #pragma omp simd
         for (size_t i = 0; i < count; i++) out[start + i] = inp[start + i] * mult[i];
     }
@@ -340,11 +340,19 @@ static OPS_CPU_INLINE void key_multipliers(float *mult, uint64_t e0, int j0, int
     ops_cpu_dropout_multipliers(mult, e0 + (uint64_t)j0, (size_t)n, keep_prob, seed, stream);
 }
 
-// Dropout of the attention probabilities: the (seed, stream) of one attention call.
+// Dropout of the attention probabilities: the (seed, stream) of one attention call, and the
+// element of its token 0 (token_offset·NH·max_seqlen: a token's elements are consecutive,
+// so ((token_offset + t)·NH + h)·max_seqlen + j is that plus the call's own index).
 typedef struct {
     float keep_prob;
-    uint64_t seed, stream;
+    uint64_t seed, stream, first;
 } AttnDropout;
+
+static AttnDropout attn_dropout(float keep_prob, uint64_t seed, uint64_t stream, int token_offset,
+                                int NH, int max_seqlen) {
+    AttnDropout d = {keep_prob, seed, stream, (uint64_t)token_offset * (uint64_t)NH * (uint64_t)max_seqlen};
+    return d;
+}
 
 // Forward of one (sentence, head): P row by row into saved, out = (P∘M) V.
 OPS_CPU_CLONES static void head_forward(float *out, float *saved, const float *qkv,
@@ -360,7 +368,7 @@ OPS_CPU_CLONES static void head_forward(float *out, float *saved, const float *q
         for (int j0 = 0; j0 < v->len; j0 += KEY_PIECE) {
             float mult[KEY_PIECE];
             int n = v->len - j0 < KEY_PIECE ? v->len - j0 : KEY_PIECE;
-            key_multipliers(mult, e0, j0, n, drop.keep_prob, drop.seed, drop.stream);
+            key_multipliers(mult, drop.first + e0, j0, n, drop.keep_prob, drop.seed, drop.stream);
             for (int j = j0; j < j0 + n; j++) {
                 float w = p[j] * mult[j - j0];
                 if (w != 0.0f) axpy(o, w, qkv + (size_t)(v->start + j) * v->row3 + v->v_col, v->HS);
@@ -371,10 +379,11 @@ OPS_CPU_CLONES static void head_forward(float *out, float *saved, const float *q
 
 void ops_cpu_attention_forward(void *out, float *saved, const void *qkv,
                                const int32_t *cu_seqlens, int S, int T, int max_seqlen, int C,
-                               int NH, float keep_prob, uint64_t seed, uint64_t stream) {
+                               int NH, float keep_prob, uint64_t seed, uint64_t stream,
+                               int token_offset) {
     (void)T;
     float scale = 1.0f / sqrtf((float)(C / NH));
-    AttnDropout drop = {keep_prob, seed, stream};
+    AttnDropout drop = attn_dropout(keep_prob, seed, stream, token_offset, NH, max_seqlen);
 #pragma omp parallel for collapse(2) schedule(dynamic, 4)
     for (int s = 0; s < S; s++) {
         for (int h = 0; h < NH; h++) {
@@ -409,7 +418,7 @@ OPS_CPU_CLONES static void head_backward(float *dqkv, const float *dout, const f
         for (int j0 = 0; j0 < v->len; j0 += KEY_PIECE) {
             float mult[KEY_PIECE];
             int n = v->len - j0 < KEY_PIECE ? v->len - j0 : KEY_PIECE;
-            key_multipliers(mult, e0, j0, n, drop.keep_prob, drop.seed, drop.stream);
+            key_multipliers(mult, drop.first + e0, j0, n, drop.keep_prob, drop.seed, drop.stream);
             for (int j = j0; j < j0 + n; j++) {
                 size_t tj = (size_t)(v->start + j);
                 float m = mult[j - j0];
@@ -428,11 +437,11 @@ void ops_cpu_attention_backward(void *dqkv, const void *dout, const void *qkv,
                                 const void *out, const float *saved,
                                 const int32_t *cu_seqlens, int S, int T, int max_seqlen,
                                 int C, int NH, float keep_prob, uint64_t seed,
-                                uint64_t stream, void *workspace) {
+                                uint64_t stream, int token_offset, void *workspace) {
     (void)T;
     (void)workspace;
     float scale = 1.0f / sqrtf((float)(C / NH));
-    AttnDropout drop = {keep_prob, seed, stream};
+    AttnDropout drop = attn_dropout(keep_prob, seed, stream, token_offset, NH, max_seqlen);
 #pragma omp parallel for collapse(2) schedule(dynamic, 4)
     for (int s = 0; s < S; s++) {
         for (int h = 0; h < NH; h++) {

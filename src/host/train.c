@@ -36,6 +36,7 @@
 #include "mnrl/encode.h"
 #include "mnrl/eval.h"
 #include "mnrl/export.h"
+#include "mnrl/gradcache.h"
 #include "mnrl/log.h"
 #include "mnrl/loss.h"
 #include "mnrl/model.h"
@@ -61,6 +62,8 @@ typedef struct {
     Model model;
     MnrlLoss loss;
     PackedBatch batch;
+    PackedBatch chunk;       // cached MNRL (loss.mini_batch_size): one chunk's packing
+    int cached;              // steps run in chunks (gradcache.h)
     uint32_t *rows;          // one global batch of row indices
     Encoder encoder;
     int have_sts;            // eval.sts_file is set
@@ -200,16 +203,29 @@ static int open_data(Trainer *tr, MnrlError *err) {
     return 0;
 }
 
+// The step's packing and, with loss.mini_batch_size below the rank's rows, the chunk's
+// (gradcache.h): the activations are then sized for a chunk of mini_batch_size rows.
+static int open_batches(Trainer *tr, MnrlError *err) {
+    const MnrlConfig *cfg = tr->cfg;
+    if (batch_init_for_cache(&tr->batch, &tr->cache, tr->per_rank, cfg->model.max_seq_length, err) != 0) return -1;
+    tr->opened_batch = 1;
+    size_t mini = (size_t)cfg->loss.mini_batch_size;
+    if (mini == 0 || mini >= tr->per_rank) return 0;
+    if (batch_init_for_cache(&tr->chunk, &tr->cache, mini, cfg->model.max_seq_length, err) != 0) return -1;
+    tr->cached = 1;
+    return 0;
+}
+
 static int open_model(Trainer *tr, MnrlError *err) {
     const MnrlConfig *cfg = tr->cfg;
     size_t rows = tr->per_rank, cols = tr->cache.n_cols;
-    if (batch_init_for_cache(&tr->batch, &tr->cache, rows, cfg->model.max_seq_length, err) != 0) return -1;
-    tr->opened_batch = 1;
+    if (open_batches(tr, err) != 0) return -1;
+    const PackedBatch *forward = tr->cached ? &tr->chunk : &tr->batch;
     // The loss scores this rank's rows against the candidates of the whole global batch.
     int max_candidates = (int)((size_t)cfg->train.batch_size * (cols - 1));
-    ModelLimits limits = {.max_tokens = tr->batch.max_tokens, .max_seqs = tr->batch.max_seqs,
+    ModelLimits limits = {.max_tokens = forward->max_tokens, .max_seqs = forward->max_seqs,
                           .max_seqlen = cfg->model.max_seq_length, .max_anchors = (int)rows,
-                          .max_candidates = max_candidates};
+                          .max_candidates = max_candidates, .max_step_seqs = tr->batch.max_seqs};
     if (model_create(&tr->model, cfg->model.path, tr->ops, &limits, err) != 0) return -1;
     tr->opened_model = 1;
     if (cfg->train.dropout != MNRL_DROPOUT_FROM_MODEL &&
@@ -633,6 +649,7 @@ static void trainer_close(Trainer *tr) {
     if (tr->opened_loss) mnrl_loss_free(&tr->loss);
     if (tr->opened_model) model_free(&tr->model);
     if (tr->opened_batch) batch_free(&tr->batch);
+    if (tr->cached) batch_free(&tr->chunk);
     free(tr->rows);
     if (tr->opened_sampler) sampler_free(&tr->sampler);
     if (tr->opened_cache) data_cache_close(&tr->cache);
@@ -668,10 +685,16 @@ static int trainer_open(Trainer *tr, const MnrlConfig *cfg, MnrlDist *dist, cons
     if (open_batch_order(tr, err) != 0) return -1;
     char rows[32];
     mnrl_format_count(tr->cache.n_rows, rows, sizeof rows);
-    printf("training %s (%zu parameters) on %s rows of %s, batch %d, %lld steps (%lld warm-up), "
+    char cached[96] = "";
+    if (tr->cached) snprintf(cached, sizeof cached, " (cached in chunks of %d rows)", cfg->loss.mini_batch_size);
+    printf("training %s (%zu parameters) on %s rows of %s, batch %d%s, %lld steps (%lld warm-up), "
            "backend %s\n",
-           cfg->model.path, model_num_params(&tr->model), rows, cfg->data.train, cfg->train.batch_size,
+           cfg->model.path, model_num_params(&tr->model), rows, cfg->data.train, cfg->train.batch_size, cached,
            (long long)tr->total_steps, (long long)tr->warmup_steps, tr->ops->name);
+    if (cfg->loss.mini_batch_size > 0 && !tr->cached) {
+        printf("note: loss.mini_batch_size %d is not below the %zu rows per rank: steps are not cached\n",
+               cfg->loss.mini_batch_size, tr->per_rank);
+    }
     if (dist->world > 1) {
         printf("data-parallel: %d ranks (%s) x %zu rows; every anchor is scored against all %d x %zu "
                "candidates of the global batch\n", dist->world, dist->ops->name, tr->per_rank,
@@ -697,18 +720,12 @@ static int train_step(Trainer *tr, const uint32_t *rows, size_t n_rows, double *
     Model *m = &tr->model;
     if (batch_pack_rows(&tr->batch, &tr->cache, rows, n_rows, err) != 0) return -1;
     model_zero_grad(m);
-    if (model_forward(m, &tr->batch, 1, (uint64_t)tr->cfg->train.seed, (uint64_t)tr->step,
-                      (uint32_t)tr->dist->rank, err) != 0) {
-        return -1;
-    }
-    if (mnrl_loss_step_ranks(&tr->loss, m->pooled, m->dpooled, (int)n_rows, tr->batch.cols, m->C, m->workspace,
-                             NULL, err) != 0) {
-        return -1;
-    }
     // The backward pass is queued before the loss is read: reading waits for the device,
     // which would otherwise idle while the host queues the backward's launches. A
     // non-finite loss then costs a wasted backward pass, and skips the update as before.
-    model_backward(m, m->dpooled);
+    StepTexts texts = {&tr->batch, (int)n_rows, tr->batch.cols, (uint64_t)tr->cfg->train.seed,
+                       (uint64_t)tr->step, (uint32_t)tr->dist->rank};
+    if (gradcache_step(m, &tr->loss, &texts, tr->cached ? &tr->chunk : NULL, err) != 0) return -1;
     const float loss = mnrl_loss_read(&tr->loss);
     *loss_out = loss;
     *norm_out = NAN;

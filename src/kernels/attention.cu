@@ -3,7 +3,7 @@
 // bf16 activations, fp32 softmax and accumulation.
 // CPU ops it must match: ops_cpu()->attention_forward / attention_backward (ops.h),
 // including the attention-probability dropout: element (query token t, head h, key j) is
-// e = (t·NH + h)·max_seqlen + j of the rng.h stream (seed, rng_stream).
+// e = ((token_offset + t)·NH + h)·max_seqlen + j of the rng.h stream (seed, rng_stream).
 //
 // Saved state (flash-attention style, what ops.h's attention_saved_bytes lets a backend
 // choose): forward saves only the log-sum-exp of every softmax row, fp32 [T, NH] at
@@ -62,6 +62,7 @@ const int kBatch = 8;                // other-side rows per exchange of partial 
 struct DropoutArgs {
     float keep_prob, keep_scale;  // keep_scale = 1/keep_prob, rounded as the CPU does
     uint64_t seed, rng_stream;
+    int token_offset;             // row of token 0 in the tensor whose mask is drawn (ops.h)
 };
 
 // What every kernel needs to find its rows: the packed layout and the work items.
@@ -187,8 +188,8 @@ struct Exchange {
 };
 
 // Dropout element of (query token t, head h, key j) per ops.h.
-__device__ __forceinline__ uint64_t dropout_element(const Layout &L, int t, int h, int j) {
-    return ((uint64_t)t * L.NH + h) * (uint64_t)L.max_seqlen + j;
+__device__ __forceinline__ uint64_t dropout_element(const Layout &L, const DropoutArgs &d, int t, int h, int j) {
+    return (((uint64_t)d.token_offset + t) * L.NH + h) * (uint64_t)L.max_seqlen + j;
 }
 
 __device__ __forceinline__ uint32_t philox_word(const MnrlPhilox4 &r, uint64_t w) {
@@ -260,7 +261,7 @@ struct ColDropout {
         for (int r = 0; r < kPerLane; r++) {
             const int b = (int)(threadIdx.x % G) + G * r;
             if (b >= kBatch) break;
-            const uint64_t e = dropout_element(L, start + i0 + b, h, j);
+            const uint64_t e = dropout_element(L, d, start + i0 + b, h, j);
             w |= keep_bit(d, philox_word(mnrl_rng_block(d.seed, d.rng_stream, e >> 2), e & 3)) << r;
         }
         x.put_word(w);
@@ -371,7 +372,7 @@ struct ForwardRows : RowsBase<HS / 8, 1, 2> {
         zero(o);
         m = -INFINITY;
         l = 0.0f;
-        e0 = dropout_element(L, t, h, 0);
+        e0 = dropout_element(L, drop, t, h, 0);
         mask = RowDropout<G>();
     }
 
@@ -471,7 +472,7 @@ struct DqRows : RowsBase<HS / 8, 2, 1> {
         D = group_sum<G>(partial_dot(d_o, o));
         if (active && g == 0) dsum[(size_t)t * L.NH + h] = D;
         zero(dq);
-        e0 = dropout_element(L, t, h, 0);
+        e0 = dropout_element(L, drop, t, h, 0);
         mask = RowDropout<G>();
     }
 
@@ -655,11 +656,12 @@ Layout make_layout(const int32_t *cu_seqlens, int C, int NH, int max_seqlen, siz
     return L;
 }
 
-int check_args(const char *what, int S, int T, int max_seqlen, int C, int NH, float keep_prob, MnrlError *err) {
-    if (S < 0 || T < 0 || max_seqlen < 1 || C <= 0 || NH <= 0 || C % NH != 0 || NH > 65535)
-        return mnrl_fail(err, "%s:%d: %s: bad shape S=%d T=%d max_seqlen=%d C=%d NH=%d (need S, T >= 0, "
-                         "max_seqlen >= 1, C a positive multiple of NH); this is a bug in the caller",
-                         __FILE__, __LINE__, what, S, T, max_seqlen, C, NH);
+int check_args(const char *what, int S, int T, int max_seqlen, int C, int NH, float keep_prob, int token_offset,
+               MnrlError *err) {
+    if (S < 0 || T < 0 || max_seqlen < 1 || C <= 0 || NH <= 0 || C % NH != 0 || NH > 65535 || token_offset < 0)
+        return mnrl_fail(err, "%s:%d: %s: bad shape S=%d T=%d max_seqlen=%d C=%d NH=%d token_offset=%d (need S, "
+                         "T, token_offset >= 0, max_seqlen >= 1, C a positive multiple of NH); this is a bug in "
+                         "the caller", __FILE__, __LINE__, what, S, T, max_seqlen, C, NH, token_offset);
     const int HS = C / NH;
     if (HS != 16 && HS != 32 && HS != 64 && HS != 128)
         return mnrl_fail(err, "%s:%d: %s: head size %d (hidden %d / %d heads) is not supported by the CUDA "
@@ -710,9 +712,10 @@ int backward_hs(T *dqkv, const T *dout, const T *qkv, const T *out, const float 
 
 template <class T>
 int forward(const char *what, T *out, float *lse, const T *qkv, const int32_t *cu_seqlens, int S, int tokens, int max_seqlen,
-            int C, int NH, float keep_prob, uint64_t seed, uint64_t rng_stream, cudaStream_t stream, MnrlError *err) {
-    if (check_args(what, S, tokens, max_seqlen, C, NH, keep_prob, err) != 0) return -1;
-    const DropoutArgs drop{keep_prob, 1.0f / keep_prob, seed, rng_stream};
+            int C, int NH, float keep_prob, uint64_t seed, uint64_t rng_stream, int token_offset, cudaStream_t stream,
+            MnrlError *err) {
+    if (check_args(what, S, tokens, max_seqlen, C, NH, keep_prob, token_offset, err) != 0) return -1;
+    const DropoutArgs drop{keep_prob, 1.0f / keep_prob, seed, rng_stream, token_offset};
     switch (C / NH) {
         case 16: return forward_hs<T, 16>(out, lse, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
         case 32: return forward_hs<T, 32>(out, lse, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
@@ -724,9 +727,9 @@ int forward(const char *what, T *out, float *lse, const T *qkv, const int32_t *c
 template <class T>
 int backward(const char *what, T *dqkv, const T *dout, const T *qkv, const T *out, const float *lse,
              const int32_t *cu_seqlens, int S, int tokens, int max_seqlen, int C, int NH, float keep_prob, uint64_t seed,
-             uint64_t rng_stream, void *workspace, cudaStream_t stream, MnrlError *err) {
-    if (check_args(what, S, tokens, max_seqlen, C, NH, keep_prob, err) != 0) return -1;
-    const DropoutArgs drop{keep_prob, 1.0f / keep_prob, seed, rng_stream};
+             uint64_t rng_stream, int token_offset, void *workspace, cudaStream_t stream, MnrlError *err) {
+    if (check_args(what, S, tokens, max_seqlen, C, NH, keep_prob, token_offset, err) != 0) return -1;
+    const DropoutArgs drop{keep_prob, 1.0f / keep_prob, seed, rng_stream, token_offset};
     float *dsum = static_cast<float *>(workspace);
     switch (C / NH) {
         case 16: return backward_hs<T, 16>(dqkv, dout, qkv, out, lse, cu_seqlens, S, max_seqlen, C, NH, drop, dsum, stream, err);
@@ -746,34 +749,34 @@ extern "C" size_t mnrl_cuda_attention_backward_workspace_bytes(int T, int NH) {
 
 extern "C" int mnrl_cuda_attention_forward_f32(float *out, float *saved, const float *qkv, const int32_t *cu_seqlens,
                                                int S, int T, int max_seqlen, int C, int NH, float keep_prob,
-                                               uint64_t seed, uint64_t rng_stream, cudaStream_t stream,
-                                               MnrlError *err) {
+                                               uint64_t seed, uint64_t rng_stream, int token_offset,
+                                               cudaStream_t stream, MnrlError *err) {
     return forward("attention_forward_f32", out, saved, qkv, cu_seqlens, S, T, max_seqlen, C, NH, keep_prob, seed,
-                   rng_stream, stream, err);
+                   rng_stream, token_offset, stream, err);
 }
 
 extern "C" int mnrl_cuda_attention_forward_bf16(mnrl_bf16 *out, float *saved, const mnrl_bf16 *qkv,
                                                 const int32_t *cu_seqlens, int S, int T, int max_seqlen, int C,
                                                 int NH, float keep_prob, uint64_t seed, uint64_t rng_stream,
-                                                cudaStream_t stream, MnrlError *err) {
+                                                int token_offset, cudaStream_t stream, MnrlError *err) {
     return forward("attention_forward_bf16", out, saved, qkv, cu_seqlens, S, T, max_seqlen, C, NH, keep_prob, seed,
-                   rng_stream, stream, err);
+                   rng_stream, token_offset, stream, err);
 }
 
 extern "C" int mnrl_cuda_attention_backward_f32(float *dqkv, const float *dout, const float *qkv, const float *out,
                                                 const float *saved, const int32_t *cu_seqlens, int S, int T,
                                                 int max_seqlen, int C, int NH, float keep_prob, uint64_t seed,
-                                                uint64_t rng_stream, void *workspace, cudaStream_t stream,
-                                                MnrlError *err) {
+                                                uint64_t rng_stream, int token_offset, void *workspace,
+                                                cudaStream_t stream, MnrlError *err) {
     return backward("attention_backward_f32", dqkv, dout, qkv, out, saved, cu_seqlens, S, T, max_seqlen, C, NH,
-                    keep_prob, seed, rng_stream, workspace, stream, err);
+                    keep_prob, seed, rng_stream, token_offset, workspace, stream, err);
 }
 
 extern "C" int mnrl_cuda_attention_backward_bf16(mnrl_bf16 *dqkv, const mnrl_bf16 *dout, const mnrl_bf16 *qkv,
                                                  const mnrl_bf16 *out, const float *saved, const int32_t *cu_seqlens,
                                                  int S, int T, int max_seqlen, int C, int NH, float keep_prob,
-                                                 uint64_t seed, uint64_t rng_stream, void *workspace,
-                                                 cudaStream_t stream, MnrlError *err) {
+                                                 uint64_t seed, uint64_t rng_stream, int token_offset,
+                                                 void *workspace, cudaStream_t stream, MnrlError *err) {
     return backward("attention_backward_bf16", dqkv, dout, qkv, out, saved, cu_seqlens, S, T, max_seqlen, C, NH,
-                    keep_prob, seed, rng_stream, workspace, stream, err);
+                    keep_prob, seed, rng_stream, token_offset, workspace, stream, err);
 }

@@ -6,14 +6,15 @@
 //
 // GELU is x·Φ(x) with Φ(x) = erfc(-x/√2)/2: the CPU's 1 + erf(x/√2) would cancel for
 // negative x (x = -3 leaves 0.0027 of 2), erfc keeps full relative precision there.
-// Dropout follows the rng.h mapping exactly as ops_cpu does: element e uses word e % 4 of
-// Philox block e / 4 of (seed, rng_stream), kept when its 24-bit uniform < keep_prob and
-// then multiplied by the fp32 1/keep_prob — the same product as the CPU's, so fp32
-// results are the CPU's bit for bit.
+// Dropout follows the rng.h mapping exactly as ops_cpu does: element e (counted from the
+// call's `first`, ops.h) uses word e % 4 of Philox block e / 4 of (seed, rng_stream),
+// kept when its 24-bit uniform < keep_prob and then multiplied by the fp32 1/keep_prob —
+// the same product as the CPU's, so fp32 results are the CPU's bit for bit.
 // Every op is a body for kernel_util's elementwise_kernel: vectors of 8 bf16 or 4 fp32
 // elements (conversions 4, the fp32 side's width), one 16-byte access per operand when the
-// pointers allow. A dropout vector starts at a multiple of 4, so it covers whole Philox
-// blocks.
+// pointers allow. With first a multiple of 4 (model.c's chunks start at a token, first =
+// t·C) a dropout vector covers whole Philox blocks; any first works, a vector then draws
+// the blocks its elements fall in.
 #include <math.h>
 
 #include <cuda_bf16.h>
@@ -65,7 +66,8 @@ struct GeluBackward {
     }
 };
 
-// out may be inp. Element e is kept by word e % 4 of Philox block e / 4. The test
+// out may be inp. Element e (of the masked tensor: first + the index in out) is kept by word
+// e % 4 of Philox block e / 4. The test
 // mnrl_rng_uniform(word) < keep_prob is done on the 24-bit integer: (word >> 8)·2^-24 is
 // exact, so it holds exactly when word >> 8 < keep_below = ceil(keep_prob·2^24) (also
 // exact), without an int-to-float conversion per element.
@@ -76,18 +78,19 @@ struct Dropout {
     const T *inp;
     uint32_t keep_below;
     float keep_scale;
-    uint64_t seed, rng_stream;
+    uint64_t seed, rng_stream, first;
     bool aligned() const { return aligned16(out, inp); }
     template <int W>
-    __device__ void run(size_t e) const {
+    __device__ void run(size_t i) const {
         float x[W];
-        load_f32(x, inp + e);
+        load_f32(x, inp + i);
         MnrlPhilox4 words;
         for (int k = 0; k < W; k++) {
-            if (k == 0 || (e + k) % 4 == 0) words = mnrl_rng_block(seed, rng_stream, (e + k) / 4);
-            x[k] *= words.v[(e + k) % 4] >> 8 < keep_below ? keep_scale : 0.0f;
+            const uint64_t e = first + i + k;
+            if (k == 0 || e % 4 == 0) words = mnrl_rng_block(seed, rng_stream, e / 4);
+            x[k] *= words.v[e % 4] >> 8 < keep_below ? keep_scale : 0.0f;
         }
-        store_f32(out + e, x);
+        store_f32(out + i, x);
     }
 };
 
@@ -118,7 +121,7 @@ int gelu_backward(T *dinp, const T *inp, const T *dout, size_t n, cudaStream_t s
 // keep_prob = 1 is the identity and draws no numbers (ops.h): a copy unless in place.
 template <class T>
 int dropout(const char *what, T *out, const T *inp, size_t n, float keep_prob, uint64_t seed,
-            uint64_t rng_stream, cudaStream_t stream, MnrlError *err) {
+            uint64_t rng_stream, uint64_t first, cudaStream_t stream, MnrlError *err) {
     if (!(keep_prob > 0.0f && keep_prob <= 1.0f))
         return mnrl_fail(err, "%s:%d: %s: keep_prob %g is outside (0, 1]; this is a bug in the caller",
                          __FILE__, __LINE__, what, (double)keep_prob);
@@ -128,8 +131,8 @@ int dropout(const char *what, T *out, const T *inp, size_t n, float keep_prob, u
         return 0;
     }
     const uint32_t keep_below = (uint32_t)ceilf(keep_prob * 16777216.0f);
-    return launch_elementwise(Dropout<T>{out, inp, keep_below, 1.0f / keep_prob, seed, rng_stream}, n, stream,
-                              err);
+    return launch_elementwise(Dropout<T>{out, inp, keep_below, 1.0f / keep_prob, seed, rng_stream, first}, n,
+                              stream, err);
 }
 
 template <class D, class S>
@@ -160,13 +163,14 @@ extern "C" int mnrl_cuda_gelu_backward_bf16(mnrl_bf16 *dinp, const mnrl_bf16 *in
 }
 
 extern "C" int mnrl_cuda_dropout_f32(float *out, const float *inp, size_t n, float keep_prob, uint64_t seed,
-                                     uint64_t rng_stream, cudaStream_t stream, MnrlError *err) {
-    return dropout("dropout_f32", out, inp, n, keep_prob, seed, rng_stream, stream, err);
+                                     uint64_t rng_stream, uint64_t first, cudaStream_t stream, MnrlError *err) {
+    return dropout("dropout_f32", out, inp, n, keep_prob, seed, rng_stream, first, stream, err);
 }
 
 extern "C" int mnrl_cuda_dropout_bf16(mnrl_bf16 *out, const mnrl_bf16 *inp, size_t n, float keep_prob,
-                                      uint64_t seed, uint64_t rng_stream, cudaStream_t stream, MnrlError *err) {
-    return dropout("dropout_bf16", out, inp, n, keep_prob, seed, rng_stream, stream, err);
+                                      uint64_t seed, uint64_t rng_stream, uint64_t first, cudaStream_t stream,
+                                      MnrlError *err) {
+    return dropout("dropout_bf16", out, inp, n, keep_prob, seed, rng_stream, first, stream, err);
 }
 
 extern "C" int mnrl_cuda_f32_to_bf16(mnrl_bf16 *dst, const float *src, size_t n, cudaStream_t stream,

@@ -171,26 +171,27 @@ template <class A> static void gelu_backward(void *dinp, const void *inp, const 
 }
 
 template <class A>
-static void dropout(void *out, const void *inp, size_t n, float keep_prob, uint64_t seed, uint64_t rng_stream) {
-    RUN(LAUNCHER(dropout)((A *)out, (const A *)inp, n, keep_prob, seed, rng_stream, stream, &first_error));
+static void dropout(void *out, const void *inp, size_t n, float keep_prob, uint64_t seed, uint64_t rng_stream,
+                    uint64_t first) {
+    RUN(LAUNCHER(dropout)((A *)out, (const A *)inp, n, keep_prob, seed, rng_stream, first, stream, &first_error));
 }
 
 template <class A>
 static void attention_forward(void *out, float *saved, const void *qkv, const int32_t *cu_seqlens, int S, int T,
                               int max_seqlen, int C, int NH, float keep_prob, uint64_t seed,
-                              uint64_t rng_stream) {
+                              uint64_t rng_stream, int token_offset) {
     RUN(LAUNCHER(attention_forward)((A *)out, saved, (const A *)qkv, cu_seqlens, S, T, max_seqlen, C, NH,
-                                    keep_prob, seed, rng_stream, stream, &first_error));
+                                    keep_prob, seed, rng_stream, token_offset, stream, &first_error));
 }
 
 template <class A>
 static void attention_backward(void *dqkv, const void *dout, const void *qkv, const void *out,
                                const float *saved, const int32_t *cu_seqlens, int S, int T, int max_seqlen,
                                int C, int NH, float keep_prob, uint64_t seed, uint64_t rng_stream,
-                               void *workspace) {
+                               int token_offset, void *workspace) {
     RUN(LAUNCHER(attention_backward)((A *)dqkv, (const A *)dout, (const A *)qkv, (const A *)out, saved,
                                      cu_seqlens, S, T, max_seqlen, C, NH, keep_prob, seed, rng_stream,
-                                     workspace, stream, &first_error));
+                                     token_offset, workspace, stream, &first_error));
 }
 
 template <class A>

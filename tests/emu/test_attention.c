@@ -10,7 +10,9 @@
 // passes (NLI-like, odd batch 3 at the smaller head sizes), the others one pass of rows
 // per block with keys in several tiles (the batches with 129 or 512 tokens, odd batch 3
 // at head size 128 and in fp32 at 64, NLI-like in fp32 at 128). The kernel's saved row
-// log-sum-exp is checked against an fp64 log-sum-exp of the scores computed here.
+// log-sum-exp is checked against an fp64 log-sum-exp of the scores computed here. A call
+// at a token offset (a cached-MNRL chunk, ops.h) must give bit for bit the rows of the
+// whole call, in both work splits (check_token_offset).
 //
 // Tolerances: first-order error bounds (u = 2^-24) of both sides' fp32 arithmetic, per
 // element, computed in fp64 from the CPU's probabilities P and the dropout multipliers M
@@ -228,9 +230,9 @@ static void run_variant(const Case *c, Variant v, uint64_t *rng) {
     MnrlError err = {{0}};
     double start = mnrl_now();
     int rc = bf16 ? mnrl_cuda_attention_forward_bf16(dev_out, dev_lse, dev_qkv, dev_cu, c->S, T, r.max_seqlen, C, NH,
-                                                     v.keep_prob, kSeed, kStream, NULL, &err)
+                                                     v.keep_prob, kSeed, kStream, 0, NULL, &err)
                   : mnrl_cuda_attention_forward_f32(dev_out, dev_lse, dev_qkv, dev_cu, c->S, T, r.max_seqlen, C, NH,
-                                                    v.keep_prob, kSeed, kStream, NULL, &err);
+                                                    v.keep_prob, kSeed, kStream, 0, NULL, &err);
     kernel_seconds += mnrl_now() - start;
     CHECK_MSG(rc == 0, "%s", err.msg);
     float *out = download_act(dev_out, n_out, bf16), *lse = host_copy(dev_lse, (size_t)(T + 1) * NH * 4);
@@ -240,7 +242,8 @@ static void run_variant(const Case *c, Variant v, uint64_t *rng) {
     free(tail);
     r.out = mnrl_malloc(n_out * sizeof(float));
     r.P = mnrl_malloc(ops_cpu()->attention_saved_bytes(T, NH, r.max_seqlen));
-    ops_cpu()->attention_forward(r.out, r.P, r.qkv, r.cu, c->S, T, r.max_seqlen, C, NH, v.keep_prob, kSeed, kStream);
+    ops_cpu()->attention_forward(r.out, r.P, r.qkv, r.cu, c->S, T, r.max_seqlen, C, NH, v.keep_prob, kSeed, kStream,
+                                 0);
     Stats st;
     memset(&st, 0, sizeof st);
     compare_forward(&st, &r, out, lse);
@@ -253,9 +256,11 @@ static void run_variant(const Case *c, Variant v, uint64_t *rng) {
     void *workspace = device_copy(NULL, mnrl_cuda_attention_backward_workspace_bytes(T, NH));
     start = mnrl_now();
     rc = bf16 ? mnrl_cuda_attention_backward_bf16(dev_dqkv, dev_dout, dev_qkv, dev_ref_out, dev_lse, dev_cu, c->S, T,
-                                                  r.max_seqlen, C, NH, v.keep_prob, kSeed, kStream, workspace, NULL, &err)
+                                                  r.max_seqlen, C, NH, v.keep_prob, kSeed, kStream, 0, workspace, NULL,
+                                                  &err)
               : mnrl_cuda_attention_backward_f32(dev_dqkv, dev_dout, dev_qkv, dev_ref_out, dev_lse, dev_cu, c->S, T,
-                                                 r.max_seqlen, C, NH, v.keep_prob, kSeed, kStream, workspace, NULL, &err);
+                                                 r.max_seqlen, C, NH, v.keep_prob, kSeed, kStream, 0, workspace, NULL,
+                                                 &err);
     kernel_seconds += mnrl_now() - start;
     CHECK_MSG(rc == 0, "%s", err.msg);
     float *dqkv = download_act(dev_dqkv, n_qkv, bf16);
@@ -264,7 +269,7 @@ static void run_variant(const Case *c, Variant v, uint64_t *rng) {
     free(tail);
     float *ref = mnrl_malloc(n_qkv * sizeof(float));
     ops_cpu()->attention_backward(ref, r.dout, r.qkv, r.out, r.P, r.cu, c->S, T, r.max_seqlen, C, NH, v.keep_prob,
-                                  kSeed, kStream, NULL);
+                                  kSeed, kStream, 0, NULL);
     compare_backward(&st, &r, dqkv, ref);
 
     printf("%-20s C=%-3d NH=%-2d %s keep %.1f | out %.1e (%.2f) lse %.1e (%.2f) | dq %.1e (%.2f) dk %.1e (%.2f) "
@@ -295,17 +300,103 @@ static void run_variant(const Case *c, Variant v, uint64_t *rng) {
     cudaFree(workspace);
 }
 
+// Forward and backward of sentences [s0, S) of a packed batch (tokens from cu[s0]) at
+// token offset cu[s0] if offset, else at 0 with the chunk's qkv and dout as the whole
+// tensor: host copies of out [n, C], lse [n, NH] and dqkv [n, 3C], n the chunk's tokens.
+typedef struct {
+    float *out, *lse, *dqkv;
+} OffsetRun;
+
+static OffsetRun run_chunk(const int32_t *cu, int S, int s0, int max_seqlen, const float *qkv, const float *dout,
+                           int C, int NH, int bf16, int offset) {
+    int t0 = cu[s0], n = cu[S] - t0, n_seqs = S - s0;
+    size_t elem = bf16 ? 2 : 4;
+    int32_t *chunk_cu = mnrl_malloc((size_t)(n_seqs + 1) * sizeof(int32_t));
+    for (int s = 0; s <= n_seqs; s++) chunk_cu[s] = cu[s0 + s] - t0;
+    float *q = mnrl_malloc((size_t)n * 3 * C * 4), *d = mnrl_malloc((size_t)n * C * 4);
+    memcpy(q, qkv + (size_t)t0 * 3 * C, (size_t)n * 3 * C * 4);
+    memcpy(d, dout + (size_t)t0 * C, (size_t)n * C * 4);
+    void *dev_qkv = device_act(q, (size_t)n * 3 * C, bf16), *dev_dout = device_act(d, (size_t)n * C, bf16);
+    int32_t *dev_cu = device_copy(chunk_cu, (size_t)(n_seqs + 1) * sizeof(int32_t));
+    void *dev_out = device_copy(NULL, (size_t)n * C * elem), *dev_dqkv = device_copy(NULL, (size_t)n * 3 * C * elem);
+    float *dev_lse = device_copy(NULL, mnrl_cuda_attention_saved_bytes(n, NH));
+    void *workspace = device_copy(NULL, mnrl_cuda_attention_backward_workspace_bytes(n, NH));
+    const int token_offset = offset ? t0 : 0;
+    MnrlError err = {{0}};
+    int rc = bf16 ? mnrl_cuda_attention_forward_bf16(dev_out, dev_lse, dev_qkv, dev_cu, n_seqs, n, max_seqlen, C, NH,
+                                                     0.9f, kSeed, kStream, token_offset, NULL, &err)
+                  : mnrl_cuda_attention_forward_f32(dev_out, dev_lse, dev_qkv, dev_cu, n_seqs, n, max_seqlen, C, NH,
+                                                    0.9f, kSeed, kStream, token_offset, NULL, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    rc = bf16 ? mnrl_cuda_attention_backward_bf16(dev_dqkv, dev_dout, dev_qkv, dev_out, dev_lse, dev_cu, n_seqs, n,
+                                                  max_seqlen, C, NH, 0.9f, kSeed, kStream, token_offset, workspace,
+                                                  NULL, &err)
+              : mnrl_cuda_attention_backward_f32(dev_dqkv, dev_dout, dev_qkv, dev_out, dev_lse, dev_cu, n_seqs, n,
+                                                 max_seqlen, C, NH, 0.9f, kSeed, kStream, token_offset, workspace,
+                                                 NULL, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    OffsetRun r = {download_act(dev_out, (size_t)n * C, bf16), host_copy(dev_lse, (size_t)n * NH * 4),
+                   download_act(dev_dqkv, (size_t)n * 3 * C, bf16)};
+    free(chunk_cu), free(q), free(d);
+    cudaFree(dev_qkv), cudaFree(dev_dout), cudaFree(dev_cu), cudaFree(dev_out), cudaFree(dev_dqkv);
+    cudaFree(dev_lse), cudaFree(workspace);
+    return r;
+}
+
+static void free_run(OffsetRun *r) { free(r->out), free(r->lse), free(r->dqkv); }
+
+// Sentences 1.. of a batch at token offset lengths[0] against the rows of the whole batch
+// at offset 0: bitwise, every sentence is computed alone in the same order. The same chunk
+// at offset 0 draws other masks, which the comparison must see (dropout 0.1). Head size 16:
+// {33, 129, 2, 75} takes the split of one pass of rows per block (129 > a tile's 128
+// rows), {33, 2, 75, 31} the one of whole sentences per block.
+static void check_token_offset(const int *lengths, int max_seqlen, uint64_t *rng) {
+    enum { C = 64, NH = 4, S = 4, S0 = 1 };
+    const Case c = {"token offset", S, lengths};
+    int T;
+    int32_t *cu = case_offsets(&c, &T);
+    float *qkv = mnrl_malloc((size_t)T * 3 * C * 4), *dout = mnrl_malloc((size_t)T * C * 4);
+    for (int i = 0; i < T * 3 * C; i++) qkv[i] = uniform(rng, -2.0f, 2.0f);
+    for (int i = 0; i < T * C; i++) dout[i] = uniform(rng, -1.0f, 1.0f);
+    const int t0 = cu[S0], n = T - t0;
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        OffsetRun whole = run_chunk(cu, S, 0, max_seqlen, qkv, dout, C, NH, bf16, 0);
+        OffsetRun chunk = run_chunk(cu, S, S0, max_seqlen, qkv, dout, C, NH, bf16, 1);
+        OffsetRun unshifted = run_chunk(cu, S, S0, max_seqlen, qkv, dout, C, NH, bf16, 0);
+        const char *dtype = bf16 ? "bf16" : "fp32";
+        CHECK_MSG(memcmp(chunk.out, whole.out + (size_t)t0 * C, (size_t)n * C * 4) == 0 &&
+                      memcmp(chunk.lse, whole.lse + (size_t)t0 * NH, (size_t)n * NH * 4) == 0,
+                  "%s max_seqlen %d: forward at token offset %d differs from the whole call's rows", dtype,
+                  max_seqlen, t0);
+        CHECK_MSG(memcmp(chunk.dqkv, whole.dqkv + (size_t)t0 * 3 * C, (size_t)n * 3 * C * 4) == 0,
+                  "%s max_seqlen %d: backward at token offset %d differs from the whole call's rows", dtype,
+                  max_seqlen, t0);
+        CHECK_MSG(memcmp(unshifted.out, whole.out + (size_t)t0 * C, (size_t)n * C * 4) != 0,
+                  "%s max_seqlen %d: the masks do not depend on the token offset", dtype, max_seqlen);
+        printf("token offset %d, max_seqlen %d (%s): forward and backward = the whole call's rows, bit for bit\n",
+               t0, max_seqlen, dtype);
+        free_run(&whole), free_run(&chunk), free_run(&unshifted);
+    }
+    free(cu), free(qkv), free(dout);
+}
+
 static void check_arguments(void) {
     MnrlError err = {{0}};
-    CHECK_EQ_INT(mnrl_cuda_attention_forward_f32(NULL, NULL, NULL, NULL, 1, 1, 1, 384, 5, 1.0f, 0, 0, NULL, &err), -1);
+    CHECK_EQ_INT(mnrl_cuda_attention_forward_f32(NULL, NULL, NULL, NULL, 1, 1, 1, 384, 5, 1.0f, 0, 0, 0, NULL, &err),
+                 -1);
     CHECK_CONTAINS(err.msg, "C=384 NH=5");
-    CHECK_EQ_INT(mnrl_cuda_attention_forward_bf16(NULL, NULL, NULL, NULL, 1, 1, 1, 480, 6, 1.0f, 0, 0, NULL, &err), -1);
+    CHECK_EQ_INT(mnrl_cuda_attention_forward_bf16(NULL, NULL, NULL, NULL, 1, 1, 1, 480, 6, 1.0f, 0, 0, 0, NULL, &err),
+                 -1);
     CHECK_CONTAINS(err.msg, "head size 80");
-    CHECK_EQ_INT(mnrl_cuda_attention_backward_f32(NULL, NULL, NULL, NULL, NULL, NULL, 1, 1, 1, 64, 4, 0.0f, 0, 0, NULL,
-                                                  NULL, &err), -1);
+    CHECK_EQ_INT(mnrl_cuda_attention_backward_f32(NULL, NULL, NULL, NULL, NULL, NULL, 1, 1, 1, 64, 4, 0.0f, 0, 0, 0,
+                                                  NULL, NULL, &err), -1);
     CHECK_CONTAINS(err.msg, "keep_prob 0");
+    CHECK_EQ_INT(mnrl_cuda_attention_forward_f32(NULL, NULL, NULL, NULL, 1, 1, 1, 64, 4, 0.9f, 0, 0, -1, NULL, &err),
+                 -1);
+    CHECK_CONTAINS(err.msg, "token_offset=-1");
     // No sentences: nothing to launch.
-    CHECK_EQ_INT(mnrl_cuda_attention_forward_f32(NULL, NULL, NULL, NULL, 0, 0, 1, 64, 4, 0.9f, 0, 0, NULL, &err), 0);
+    CHECK_EQ_INT(mnrl_cuda_attention_forward_f32(NULL, NULL, NULL, NULL, 0, 0, 1, 64, 4, 0.9f, 0, 0, 0, NULL, &err),
+                 0);
     CHECK_EQ_INT(cudaGetLastError(), cudaSuccess);
 }
 
@@ -328,6 +419,9 @@ int main(void) {
     double start = mnrl_now();
     for (int k = 0; k < n_cases; k++)
         for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) run_variant(&cases[k], variants[v], &rng);
+    static const int pass_split[] = {33, 129, 2, 75}, whole_split[] = {33, 2, 75, 31};
+    check_token_offset(pass_split, 129, &rng);
+    check_token_offset(whole_split, 75, &rng);
     check_arguments();
     printf("attention kernels: %.3f s emulated, whole test %.3f s\n", kernel_seconds, mnrl_now() - start);
     TEST_END();

@@ -90,23 +90,26 @@ static void check_gelu(size_t n, int bf16, int in_place, GeluStats *st, uint64_t
     if (!in_place) cudaFree(dev_dinp);
 }
 
-// Returns the number of elements that differ from the CPU's dropout (bf16: rounded).
-static size_t check_dropout(size_t n, int bf16, int in_place, float keep_prob, uint64_t seed, uint64_t stream,
-                            uint64_t *rng) {
-    size_t elem = bf16 ? 2 : 4;
-    float *x = mnrl_malloc(n * 4);
-    for (size_t i = 0; i < n; i++) x[i] = uniform(rng, -3.0f, 3.0f);
-    void *dev_x = device_act(x, n, bf16);
+// Returns the number of elements that differ from the CPU's dropout (bf16: rounded). The
+// kernel covers elements [first, first + n) of the masked tensor (a cached-MNRL chunk,
+// ops.h); the CPU reference is the whole tensor [0, first + n) at offset 0, so a nonzero
+// first must reproduce that slice of the offset-0 mask.
+static size_t check_dropout(size_t n, uint64_t first, int bf16, int in_place, float keep_prob, uint64_t seed,
+                            uint64_t stream, uint64_t *rng) {
+    size_t elem = bf16 ? 2 : 4, all = (size_t)first + n;
+    float *x = mnrl_malloc(all * 4);
+    for (size_t i = 0; i < all; i++) x[i] = uniform(rng, -3.0f, 3.0f);
+    void *dev_x = device_act(x + first, n, bf16);
     void *dev_out = in_place ? dev_x : device_copy(NULL, (n + 1) * elem);
     MnrlError err = {{0}};
     double start = mnrl_now();
-    int rc = bf16 ? mnrl_cuda_dropout_bf16(dev_out, dev_x, n, keep_prob, seed, stream, NULL, &err)
-                  : mnrl_cuda_dropout_f32(dev_out, dev_x, n, keep_prob, seed, stream, NULL, &err);
+    int rc = bf16 ? mnrl_cuda_dropout_bf16(dev_out, dev_x, n, keep_prob, seed, stream, first, NULL, &err)
+                  : mnrl_cuda_dropout_f32(dev_out, dev_x, n, keep_prob, seed, stream, first, NULL, &err);
     kernel_seconds += mnrl_now() - start;
     CHECK_MSG(rc == 0, "%s", err.msg);
     unsigned char *raw = host_copy(dev_out, n * elem);
-    float *ref = mnrl_malloc(n * 4);
-    ops_cpu()->dropout(ref, x, n, keep_prob, seed, stream);
+    float *whole = mnrl_malloc(all * 4), *ref = whole + first;
+    ops_cpu()->dropout(whole, x, all, keep_prob, seed, stream, 0);
     size_t differ = 0;
     for (size_t i = 0; i < n; i++) {
         if (bf16) differ += ((const uint16_t *)raw)[i] != safetensors_f32_to_bf16(ref[i]);
@@ -119,7 +122,7 @@ static size_t check_dropout(size_t n, int bf16, int in_place, float keep_prob, u
         cudaFree(dev_out);
     }
     free(raw);
-    free(ref);
+    free(whole);
     free(x);
     cudaFree(dev_x);
     return differ;
@@ -195,13 +198,13 @@ static void check_conversions(uint64_t *rng) {
 
 static void check_arguments(void) {
     MnrlError err = {{0}};
-    CHECK_EQ_INT(mnrl_cuda_dropout_f32(NULL, NULL, 8, 0.0f, 1, 2, NULL, &err), -1);
+    CHECK_EQ_INT(mnrl_cuda_dropout_f32(NULL, NULL, 8, 0.0f, 1, 2, 0, NULL, &err), -1);
     CHECK_CONTAINS(err.msg, "keep_prob 0 is outside (0, 1]");
-    CHECK_EQ_INT(mnrl_cuda_dropout_bf16(NULL, NULL, 8, 1.5f, 1, 2, NULL, &err), -1);
-    CHECK_EQ_INT(mnrl_cuda_dropout_bf16(NULL, NULL, 8, NAN, 1, 2, NULL, &err), -1);
+    CHECK_EQ_INT(mnrl_cuda_dropout_bf16(NULL, NULL, 8, 1.5f, 1, 2, 0, NULL, &err), -1);
+    CHECK_EQ_INT(mnrl_cuda_dropout_bf16(NULL, NULL, 8, NAN, 1, 2, 0, NULL, &err), -1);
     // n = 0: nothing to launch.
     CHECK_EQ_INT(mnrl_cuda_gelu_forward_bf16(NULL, NULL, 0, NULL, &err), 0);
-    CHECK_EQ_INT(mnrl_cuda_dropout_f32(NULL, NULL, 0, 0.9f, 1, 2, NULL, &err), 0);
+    CHECK_EQ_INT(mnrl_cuda_dropout_f32(NULL, NULL, 0, 0.9f, 1, 2, 0, NULL, &err), 0);
     CHECK_EQ_INT(cudaGetLastError(), cudaSuccess);
 }
 
@@ -227,7 +230,10 @@ int main(void) {
             size_t differ = 0, total = 0;
             for (size_t i = 0; i < nsizes; i++) {
                 uint64_t stream = mnrl_rng_stream(i + 1, (uint32_t)k, 7);
-                differ += check_dropout(sizes[i], bf16, (int)(i % 2), keeps[k], 0x5EEDull + i, stream, &rng);
+                // Offsets 0, multiples of 4 (whole Philox blocks) and mid-block ones.
+                uint64_t first = i % 3 == 0 ? 0 : 64 * i + i % 4;
+                differ += check_dropout(sizes[i], first, bf16, (int)(i % 2), keeps[k], 0x5EEDull + i, stream,
+                                        &rng);
                 total += sizes[i];
             }
             printf("dropout %s keep %.1f: %zu of %zu elements differ from the CPU's\n", bf16 ? "bf16" : "fp32",

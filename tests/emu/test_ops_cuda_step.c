@@ -30,6 +30,12 @@
 // Then 20 steps of loss trajectory (new random batch each step, AdamW at lr 1e-3, the
 // 20 losses compared step by step): fp32 ≤ 1e-4 absolute, bf16 ≤ 2e-2 absolute (the
 // loss is ~1.4; bf16 rounding of the updated weights moves it by ~u·loss).
+// Then cached MNRL (gradcache.h): one train-mode step with dropout on (config.json's 0.1)
+// through the CUDA table in chunks of 2 rows (6 + 6 + 3 sentences, so the kernels draw the
+// dropout and attention masks at token offsets inside the step) against the CPU's
+// uncached step: pooled, loss and gradients under the one-step tolerances above (the
+// masks are the same on both backends, rng.h, and chunking only reorders the gradient
+// sums, which test_gradcache bounds at ~1e-6).
 // `gpu_ops_cuda_step 200` (tests/gpu/run.sh) runs a 200-step trajectory under the same
 // tolerances: the GPU's loss curve must track the CPU's over a longer run too.
 // Run time (2 cores, one test at a time): about 26 s in Release, about 30 s under ASan.
@@ -41,6 +47,7 @@
 
 #include "mnrl/batch.h"
 #include "mnrl/common.h"
+#include "mnrl/gradcache.h"
 #include "mnrl/loss.h"
 #include "mnrl/model.h"
 #include "mnrl/ops.h"
@@ -52,6 +59,7 @@
 #define MAX_SEQLEN 80
 #define LR 1e-3f
 #define TRAJECTORY_STEPS 20
+#define CACHED_ROWS 2  // rows per chunk of the cached step
 
 static void die_on(int rc, const MnrlError *err) {
     if (rc != 0) {
@@ -110,17 +118,24 @@ static void make_batch(PackedBatch *pb, uint64_t seed, int vocab) {
 typedef struct {
     Model model;
     MnrlLoss loss;
+    PackedBatch chunk;  // cached sides: one chunk's packing
+    int cached;
 } Side;
 
-static void side_open(Side *side, const char *dir, const MnrlOps *ops) {
+// cached: the model sized for chunks of CACHED_ROWS rows (gradcache.h).
+static void side_open(Side *side, const char *dir, const MnrlOps *ops, int cached) {
     MnrlError err = {{0}};
-    ModelLimits limits = {.max_tokens = ROWS * COLS * MAX_SEQLEN, .max_seqs = ROWS * COLS,
-                          .max_seqlen = MAX_SEQLEN, .max_anchors = ROWS, .max_candidates = ROWS * (COLS - 1)};
+    int seqs = (cached ? CACHED_ROWS : ROWS) * COLS;
+    ModelLimits limits = {.max_tokens = seqs * MAX_SEQLEN, .max_seqs = seqs, .max_seqlen = MAX_SEQLEN,
+                          .max_anchors = ROWS, .max_candidates = ROWS * (COLS - 1), .max_step_seqs = ROWS * COLS};
+    side->cached = cached;
+    if (cached) die_on(batch_init(&side->chunk, seqs, limits.max_tokens, MAX_SEQLEN, &err), &err);
     die_on(model_create(&side->model, dir, ops, &limits, &err), &err);
     die_on(mnrl_loss_init(&side->loss, ops, 20.0f, &err), &err);
 }
 
 static void side_close(Side *side) {
+    if (side->cached) batch_free(&side->chunk);
     mnrl_loss_free(&side->loss);
     model_free(&side->model);
 }
@@ -135,6 +150,24 @@ static double side_step(Side *side, const PackedBatch *pb) {
     model_backward(m, m->dpooled);
     die_on(mnrl_ops_check(m->ops, &err), &err);
     return loss;
+}
+
+// A train-mode step (dropout on): cached sides through gradcache_step, the others as
+// side_step with model_forward in train mode. Returns the loss.
+static double side_train_step(Side *side, const PackedBatch *pb) {
+    MnrlError err = {{0}};
+    Model *m = &side->model;
+    model_zero_grad(m);
+    if (side->cached) {
+        StepTexts st = {pb, ROWS, COLS, 5, 3, 0};
+        die_on(gradcache_step(m, &side->loss, &st, &side->chunk, &err), &err);
+    } else {
+        die_on(model_forward(m, pb, 1, 5, 3, 0, &err), &err);
+        mnrl_loss_step(&side->loss, m->pooled, m->dpooled, ROWS, COLS, m->C, m->workspace);
+        model_backward(m, m->dpooled);
+    }
+    die_on(mnrl_ops_check(m->ops, &err), &err);
+    return mnrl_loss_read(&side->loss);
 }
 
 static void side_update(Side *side) {
@@ -164,20 +197,28 @@ static double relative_error(const float *got, const float *want, size_t n) {
     return max_abs_diff(got, want, n) / scale;
 }
 
-// One step on both sides: pooled, loss, every gradient tensor, the updated parameters.
-static void check_one_step(Side *cpu, Side *gpu, const PackedBatch *pb, int bf16) {
-    double tol_pooled = bf16 ? 2e-2 : 1e-4, tol_loss = bf16 ? 1e-2 : 1e-4, tol_grad = bf16 ? 1e-1 : 1e-4;
-    double loss_cpu = side_step(cpu, pb), loss_gpu = side_step(gpu, pb);
+// Pooled and loss of the step both sides just ran, under the one-step tolerances.
+static void compare_pooled_loss(const char *what, Side *cpu, Side *gpu, const PackedBatch *pb, double loss_cpu,
+                                double loss_gpu, int bf16) {
+    double tol_pooled = bf16 ? 2e-2 : 1e-4, tol_loss = bf16 ? 1e-2 : 1e-4;
     const char *name = gpu->model.ops->name;
-    size_t pooled_n = (size_t)pb->S * (size_t)cpu->model.C, n = cpu->model.table.n_floats;
+    size_t pooled_n = (size_t)pb->S * (size_t)cpu->model.C;
     float *pooled_cpu = download(cpu, cpu->model.pooled, pooled_n), *pooled_gpu = download(gpu, gpu->model.pooled, pooled_n);
     double pooled_err = relative_error(pooled_gpu, pooled_cpu, pooled_n);
     double loss_err = fabs(loss_gpu - loss_cpu) / fabs(loss_cpu);
-    printf("%s step 1: loss %.7f (cpu %.7f, rel. error %.2e), pooled rel. error %.2e\n", name, loss_gpu, loss_cpu,
+    printf("%s %s: loss %.7f (cpu %.7f, rel. error %.2e), pooled rel. error %.2e\n", name, what, loss_gpu, loss_cpu,
            loss_err, pooled_err);
-    CHECK_MSG(pooled_err <= tol_pooled, "%s: pooled error %.3e > %.1e", name, pooled_err, tol_pooled);
-    CHECK_MSG(loss_err <= tol_loss, "%s: loss error %.3e > %.1e", name, loss_err, tol_loss);
+    CHECK_MSG(pooled_err <= tol_pooled, "%s %s: pooled error %.3e > %.1e", name, what, pooled_err, tol_pooled);
+    CHECK_MSG(loss_err <= tol_loss, "%s %s: loss error %.3e > %.1e", name, what, loss_err, tol_loss);
+    free(pooled_cpu);
+    free(pooled_gpu);
+}
 
+// Every gradient tensor of the step both sides just ran; returns the CPU's gradients.
+static float *compare_gradients(const char *what, Side *cpu, Side *gpu, int bf16) {
+    double tol_grad = bf16 ? 1e-1 : 1e-4;
+    const char *name = gpu->model.ops->name;
+    size_t n = cpu->model.table.n_floats;
     float *grad_cpu = download(cpu, cpu->model.grads, n), *grad_gpu = download(gpu, gpu->model.grads, n);
     const ParamTable *t = &cpu->model.table;
     double worst = 0.0, grad_max = 0.0;
@@ -191,10 +232,23 @@ static void check_one_step(Side *cpu, Side *gpu, const PackedBatch *pb, int bf16
         double e = strstr(p->name, "attention.self.key.bias")
                        ? max_abs_diff(grad_gpu + p->offset, grad_cpu + p->offset, p->numel) / grad_max
                        : relative_error(grad_gpu + p->offset, grad_cpu + p->offset, p->numel);
-        CHECK_MSG(e <= tol_grad, "%s: gradient of %s: error %.3e > %.1e", name, p->name, e, tol_grad);
+        CHECK_MSG(e <= tol_grad, "%s %s: gradient of %s: error %.3e > %.1e", name, what, p->name, e, tol_grad);
         if (e > worst) worst = e, worst_name = p->name;
     }
-    printf("%s step 1: worst gradient rel. error %.2e (%s) over %zu tensors\n", name, worst, worst_name, t->n_tensors);
+    printf("%s %s: worst gradient rel. error %.2e (%s) over %zu tensors\n", name, what, worst, worst_name,
+           t->n_tensors);
+    free(grad_gpu);
+    return grad_cpu;
+}
+
+// One step on both sides: pooled, loss, every gradient tensor, the updated parameters.
+static void check_one_step(Side *cpu, Side *gpu, const PackedBatch *pb, int bf16) {
+    double loss_cpu = side_step(cpu, pb), loss_gpu = side_step(gpu, pb);
+    const char *name = gpu->model.ops->name;
+    compare_pooled_loss("step 1", cpu, gpu, pb, loss_cpu, loss_gpu, bf16);
+    float *grad_cpu = compare_gradients("step 1", cpu, gpu, bf16);
+    const ParamTable *t = &cpu->model.table;
+    size_t n = t->n_floats;
 
     side_update(cpu);
     side_update(gpu);
@@ -218,10 +272,7 @@ static void check_one_step(Side *cpu, Side *gpu, const PackedBatch *pb, int bf16
            worst_any, worst_clear);
     CHECK_MSG(worst_any <= 2.0 * LR + 1e-7, "%s: a parameter moved %.3e away from the CPU's", name, worst_any);
     CHECK_MSG(worst_clear <= tol_clear, "%s: a parameter with a clear gradient is %.3e away", name, worst_clear);
-    free(pooled_cpu);
-    free(pooled_gpu);
     free(grad_cpu);
-    free(grad_gpu);
     free(par_cpu);
     free(par_gpu);
 }
@@ -241,6 +292,20 @@ static void check_trajectory(Side *cpu, Side *gpu, PackedBatch *pb, int bf16, in
     CHECK_MSG(worst <= tol, "%s: loss trajectory differs by %.3e > %.1e", gpu->model.ops->name, worst, tol);
 }
 
+// Cached MNRL through the CUDA table against the CPU's uncached step (see the top).
+static void check_cached_step(const char *dir, const MnrlOps *ops, PackedBatch *pb, int bf16) {
+    Side cpu, gpu;
+    side_open(&cpu, dir, ops_cpu(), 0);
+    side_open(&gpu, dir, ops, 1);
+    CHECK(gpu.model.hidden_keep < 1.0f && gpu.model.attn_keep < 1.0f);
+    make_batch(pb, 1, (int)cpu.model.table.config.vocab_size);
+    double loss_cpu = side_train_step(&cpu, pb), loss_gpu = side_train_step(&gpu, pb);
+    compare_pooled_loss("cached, dropout on", &cpu, &gpu, pb, loss_cpu, loss_gpu, bf16);
+    free(compare_gradients("cached, dropout on", &cpu, &gpu, bf16));
+    side_close(&cpu);
+    side_close(&gpu);
+}
+
 int main(int argc, char **argv) {
     int steps = argc > 1 ? atoi(argv[1]) : TRAJECTORY_STEPS;
     if (argc > 2 || steps < 1) {
@@ -258,13 +323,14 @@ int main(int argc, char **argv) {
         die_on(ops_cuda(bf16, &ops, &err), &err);
         CHECK_STR(ops->name, bf16 ? "cuda-bf16" : "cuda-fp32");
         Side cpu, gpu;
-        side_open(&cpu, dir, ops_cpu());
-        side_open(&gpu, dir, ops);
+        side_open(&cpu, dir, ops_cpu(), 0);
+        side_open(&gpu, dir, ops, 0);
         make_batch(&pb, 1, (int)cpu.model.table.config.vocab_size);
         check_one_step(&cpu, &gpu, &pb, bf16);
         check_trajectory(&cpu, &gpu, &pb, bf16, steps);
         side_close(&cpu);
         side_close(&gpu);
+        check_cached_step(dir, ops, &pb, bf16);
     }
     batch_free(&pb);
     remove_model_dir(dir);
