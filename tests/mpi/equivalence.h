@@ -3,13 +3,15 @@
 // dropout 0): a global batch of B rows trained by W ranks of B/W rows each (loss.h's
 // gather / loss / reduce-scatter, then the parameter gradients all-reduced, as train.c)
 // against the same batch in one process, computed on rank 0 with a model of its own.
-// Static functions for those test files only.
+// The ranks may run cached MNRL (gradcache.h, chunks of `mini` rows); the single process
+// never does. Static functions for those test files only.
 #ifndef MNRL_TEST_EQUIVALENCE_H
 #define MNRL_TEST_EQUIVALENCE_H
 
 #include <omp.h>
 
 #include "mnrl/dist.h"
+#include "mnrl/gradcache.h"
 // The parity tests' helpers (text tables, gradient errors); not all of them are used here.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -29,7 +31,9 @@ typedef struct {
     Model m;
     MnrlLoss loss;
     PackedBatch pb;
-    int rows;  // rows per step on this trainer
+    PackedBatch chunk;  // mini > 0: one chunk's packing
+    int rows;           // rows per step on this trainer
+    int mini;           // rows per chunk of a cached step; 0: uncached
 } EqTrainer;
 
 static MnrlDist *eq_dist;  // set by eq_start
@@ -41,29 +45,34 @@ static void eq_die(const MnrlError *err) {
     exit(1);
 }
 
-static void eq_open(EqTrainer *t, MnrlDist *d, int world) {
+static void eq_open(EqTrainer *t, MnrlDist *d, int world, int mini) {
     MnrlError err = {{0}};
     t->rows = EQ_BATCH / world;
-    ModelLimits limits = {.max_tokens = t->rows * EQ_MAX_COLS * EQ_MAX_SEQ, .max_seqs = t->rows * EQ_MAX_COLS,
-                          .max_seqlen = EQ_MAX_SEQ, .max_anchors = t->rows,
-                          .max_candidates = EQ_BATCH * (EQ_MAX_COLS - 1)};
+    t->mini = mini;
+    int forward_rows = mini ? mini : t->rows;
+    ModelLimits limits = {.max_tokens = forward_rows * EQ_MAX_COLS * EQ_MAX_SEQ,
+                          .max_seqs = forward_rows * EQ_MAX_COLS, .max_seqlen = EQ_MAX_SEQ,
+                          .max_anchors = t->rows, .max_candidates = EQ_BATCH * (EQ_MAX_COLS - 1),
+                          .max_step_seqs = t->rows * EQ_MAX_COLS};
+    if (mini && batch_init(&t->chunk, limits.max_seqs, limits.max_tokens, EQ_MAX_SEQ, &err)) eq_die(&err);
     if (model_create(&t->m, EQ_MODEL, ops_cpu(), &limits, &err) || model_set_dropout(&t->m, 0.0f, 0.0f, &err) ||
         mnrl_loss_init(&t->loss, ops_cpu(), 20.0f, &err) ||
         (d && mnrl_loss_set_dist(&t->loss, d, limits.max_candidates, t->m.C, &err)) ||
-        batch_init(&t->pb, limits.max_seqs, limits.max_tokens, EQ_MAX_SEQ, &err)) {
+        batch_init(&t->pb, limits.max_step_seqs, t->rows * EQ_MAX_COLS * EQ_MAX_SEQ, EQ_MAX_SEQ, &err)) {
         eq_die(&err);
     }
 }
 
 static void eq_close(EqTrainer *t) {
+    if (t->mini) batch_free(&t->chunk);
     batch_free(&t->pb);
     mnrl_loss_free(&t->loss);
     model_free(&t->m);
 }
 
 // Forward (train mode, dropout 0), loss and backward of this trainer's rows of the global
-// batch that starts at table row `first`; with d, the gradients are summed over the ranks.
-// Returns the global batch's loss.
+// batch that starts at table row `first` (cached: gradcache_step); with d, the gradients
+// are summed over the ranks. Returns the global batch's loss.
 static double eq_step(EqTrainer *t, MnrlDist *d, const Tokenizer *tok, const TextTableFile *f, size_t first,
                       uint64_t step) {
     MnrlError err = {{0}};
@@ -73,13 +82,19 @@ static double eq_step(EqTrainer *t, MnrlDist *d, const Tokenizer *tok, const Tex
     rows_column_major(f, first + (size_t)rank * (size_t)t->rows, (size_t)t->rows, texts, lens);
     CHECK_EQ_INT(batch_pack_texts(&t->pb, tok, texts, lens, n), n);
     model_zero_grad(&t->m);
-    if (model_forward(&t->m, &t->pb, 1, 7, step, (uint32_t)rank, &err)) eq_die(&err);
     float loss;
-    if (mnrl_loss_step_ranks(&t->loss, t->m.pooled, t->m.dpooled, t->rows, cols, t->m.C, t->m.workspace, &loss,
-                             &err)) {
-        eq_die(&err);
+    if (t->mini) {
+        StepTexts st = {&t->pb, t->rows, cols, 7, step, (uint32_t)rank};
+        if (gradcache_step(&t->m, &t->loss, &st, &t->chunk, &err)) eq_die(&err);
+        loss = mnrl_loss_read(&t->loss);
+    } else {
+        if (model_forward(&t->m, &t->pb, 1, 7, step, (uint32_t)rank, &err)) eq_die(&err);
+        if (mnrl_loss_step_ranks(&t->loss, t->m.pooled, t->m.dpooled, t->rows, cols, t->m.C, t->m.workspace,
+                                 &loss, &err)) {
+            eq_die(&err);
+        }
+        model_backward(&t->m, t->m.dpooled);
     }
-    model_backward(&t->m, t->m.dpooled);
     if (d && d->ops->all_reduce(d, t->m.grads, t->m.table.n_floats, &err)) eq_die(&err);
     return loss;
 }
@@ -119,14 +134,15 @@ static void eq_compare_grads(const Model *ranks, const Model *single, EqResult *
 }
 
 // One global batch (the first EQ_BATCH rows of path): loss and every parameter gradient.
-static EqResult eq_batch(MnrlDist *d, const Tokenizer *tok, const char *path) {
+// mini > 0: the ranks run cached MNRL in chunks of mini rows.
+static EqResult eq_batch(MnrlDist *d, const Tokenizer *tok, const char *path, int mini) {
     TextTableFile f;
     table_file_read(path, &f);
     EqTrainer ranks, single;
-    eq_open(&ranks, d, d->world);
+    eq_open(&ranks, d, d->world, mini);
     EqResult r = {0};
     if (d->rank == 0) {
-        eq_open(&single, NULL, 1);
+        eq_open(&single, NULL, 1, 0);
         r.loss_single = eq_step(&single, NULL, tok, &f, 0, 0);
     }
     r.loss_ranks = eq_step(&ranks, d, tok, &f, 0, 0);
@@ -141,13 +157,14 @@ static EqResult eq_batch(MnrlDist *d, const Tokenizer *tok, const char *path) {
 
 // EQ_STEPS AdamW steps (warm-up 2, lr 1e-3, clip 1.0, decay 0.01), step s on table rows
 // [s·B, (s+1)·B): the worst per-step loss difference; also the last step's gradients.
-static EqResult eq_trajectory(MnrlDist *d, const Tokenizer *tok, const char *path) {
+// mini as eq_batch.
+static EqResult eq_trajectory(MnrlDist *d, const Tokenizer *tok, const char *path, int mini) {
     TextTableFile f;
     table_file_read(path, &f);
     CHECK((int)f.n_lines - 1 >= EQ_STEPS * EQ_BATCH);
     EqTrainer ranks, single;
-    eq_open(&ranks, d, d->world);
-    if (d->rank == 0) eq_open(&single, NULL, 1);
+    eq_open(&ranks, d, d->world, mini);
+    if (d->rank == 0) eq_open(&single, NULL, 1, 0);
     AdamWOptions opt = {0.9f, 0.999f, 1e-8f, 0.01f, 1.0f};
     EqResult r = {0};
     for (int s = 0; s < EQ_STEPS; s++) {

@@ -6,7 +6,10 @@
 // make_dist_triplets.py):
 //   - one batch: the same loss and every parameter gradient within 1e-5 relative per
 //     tensor (the key biases, whose exact gradient is 0, within 1e-6 of the gradient norm);
-//   - 10 AdamW steps: every step's loss within 1e-5, the last step's gradients as above.
+//   - 10 AdamW steps: every step's loss within 1e-5, the last step's gradients as above;
+//   - the same, k = 2, with the ranks running cached MNRL (gradcache.h) in chunks of 3 rows
+//     (16/W rows per rank: 3 + 3 + 2 on 2 ranks, 3 + 1 on 4): the gather, loss and
+//     reduce-scatter of the cached embeddings equal one uncached process.
 // The wrong gather order must fail this comparison: test_mpi_wrong_order.c shows it does.
 #include "mpi/equivalence.h"
 
@@ -24,14 +27,18 @@ int main(void) {
     MnrlDist d;
     Tokenizer *tok = NULL;
     eq_start(&d, &tok);
-    EqResult k0 = eq_batch(&d, tok, EQ_K0_ROWS);
+    EqResult k0 = eq_batch(&d, tok, EQ_K0_ROWS, 0);
     check_close(&d, "k=0 batch", &k0);
-    EqResult k2 = eq_batch(&d, tok, EQ_K2_ROWS);
+    EqResult k2 = eq_batch(&d, tok, EQ_K2_ROWS, 0);
     check_close(&d, "k=2 batch", &k2);
-    EqResult t0 = eq_trajectory(&d, tok, EQ_K0_ROWS);
+    EqResult t0 = eq_trajectory(&d, tok, EQ_K0_ROWS, 0);
     check_close(&d, "k=0 10 steps", &t0);
-    EqResult t2 = eq_trajectory(&d, tok, EQ_K2_ROWS);
+    EqResult t2 = eq_trajectory(&d, tok, EQ_K2_ROWS, 0);
     check_close(&d, "k=2 10 steps", &t2);
+    EqResult c2 = eq_batch(&d, tok, EQ_K2_ROWS, 3);
+    check_close(&d, "k=2 batch, ranks cached in chunks of 3 rows", &c2);
+    EqResult ct2 = eq_trajectory(&d, tok, EQ_K2_ROWS, 3);
+    check_close(&d, "k=2 10 steps, ranks cached in chunks of 3 rows", &ct2);
     tokenizer_free(tok);
     dist_close(&d);
     TEST_END();

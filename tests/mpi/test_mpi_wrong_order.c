@@ -15,9 +15,9 @@ int main(void) {
     MnrlDist d;
     Tokenizer *tok = NULL;
     eq_start(&d, &tok);
-    EqResult k0 = eq_batch(&d, tok, EQ_K0_ROWS);
-    EqResult k2 = eq_batch(&d, tok, EQ_K2_ROWS);
-    EqResult t2 = eq_trajectory(&d, tok, EQ_K2_ROWS);
+    EqResult k0 = eq_batch(&d, tok, EQ_K0_ROWS, 0);
+    EqResult k2 = eq_batch(&d, tok, EQ_K2_ROWS, 0);
+    EqResult t2 = eq_trajectory(&d, tok, EQ_K2_ROWS, 0);
     if (d.rank == 0) {
         eq_print(&d, "k=0 batch, wrong order", &k0);
         eq_print(&d, "k=2 batch, wrong order", &k2);
