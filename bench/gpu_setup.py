@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The inputs of bench/gpu.sh, made on the machine that runs it (it has no network):
 
-    python3 bench/gpu_setup.py WORK_DIR [--layers N] [--min-rows N]
+    python3 bench/gpu_setup.py WORK_DIR [--layers N] [--min-rows N] [--distinct]
 
 WORK_DIR/bert: a randomly initialised model of bert-base-uncased's shape (transformers'
 BertConfig() defaults, torch seed 0), saved as safetensors with the uncased tokenizer
@@ -12,7 +12,9 @@ WORK_DIR/triplets.tsv: anchor, positive, negative rows from the SNLI sample
 data/snli_dev_test.tsv.gz (dev and test): every premise with an entailment and a
 contradiction hypothesis, the first of each in file order (training_nli_v2's rows without
 its random draws, so that both trainers read the same rows from one file). The rows are
-repeated when there are fewer than --min-rows.
+repeated when there are fewer than --min-rows. The sample has 5,860 rows and a batch holds
+no text twice (NoDuplicates), so for larger batches --distinct ends every text of the k-th
+repeat (k >= 1) with " k" (one more token), which makes the repeats new texts.
 """
 import argparse
 import csv
@@ -52,6 +54,7 @@ def main():
     ap.add_argument("work_dir")
     ap.add_argument("--layers", type=int, default=0, help="encoder layers (default: BertConfig's 12)")
     ap.add_argument("--min-rows", type=int, default=0, help="repeat the rows up to at least this many")
+    ap.add_argument("--distinct", action="store_true", help="make the repeated rows' texts distinct")
     args = ap.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
     write_model(os.path.join(args.work_dir, "bert"), args.layers)
@@ -61,9 +64,10 @@ def main():
     repeats = max(1, -(-args.min_rows // len(rows)))
     with open(os.path.join(args.work_dir, "triplets.tsv"), "w", encoding="utf-8") as f:
         f.write("anchor\tpositive\tnegative\n")
-        for _ in range(repeats):
+        for k in range(repeats):
+            suffix = f" {k}" if args.distinct and k > 0 else ""
             for row in rows:
-                f.write("\t".join(row) + "\n")
+                f.write("\t".join(text + suffix for text in row) + "\n")
     print(f"gpu_setup.py: {args.work_dir}/bert ({args.layers or 12} layers), "
           f"{len(rows)} triplets x {repeats} in {args.work_dir}/triplets.tsv")
 
