@@ -862,6 +862,12 @@ static int train_and_evaluate(Trainer *tr, MnrlError *err) {
 }
 
 int train_run(const MnrlConfig *cfg, MnrlDist *dist, const TrainInvocation *inv, MnrlError *err) {
+    if (cfg->train.grad_accum_steps > 1) {
+        return mnrl_fail(err, "train.grad_accum_steps = %d: gradient accumulation is not implemented in this "
+                              "version (and it would add no negatives); train a larger batch in chunks with "
+                              "loss.mini_batch_size, or set train.grad_accum_steps to 1",
+                         cfg->train.grad_accum_steps);
+    }
     Trainer tr;
     struct sigaction saved[N_STOP_SIGNALS];
     catch_stop_signals(saved, dist->rank == 0);

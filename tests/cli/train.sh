@@ -64,6 +64,12 @@ expect 0 "mini_batch_size not below the rows: no caching" -- "$BIN" train "$TMP/
     --set loss.mini_batch_size=8 --set output.dir="$TMP/run_uncached" --set train.max_steps=1
 contains "$TMP/out" "loss.mini_batch_size 8 is not below the 8 rows per rank: steps are not cached"
 
+expect 1 "gradient accumulation refused" -- "$BIN" train "$TMP/tiny.json" --set train.grad_accum_steps=2 \
+    --set output.dir="$TMP/run_accum"
+contains "$TMP/err" "train.grad_accum_steps = 2: gradient accumulation is not implemented"
+checks=$((checks + 1))
+[ ! -e "$TMP/run_accum" ] || fail "the refused run left $TMP/run_accum"
+
 expect 1 "missing model folder" -- "$BIN" train "$TMP/tiny.json" --set model.path="$TMP/none" \
     --set output.dir="$TMP/run3"
 contains "$TMP/err" "$TMP/none"
