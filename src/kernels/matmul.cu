@@ -201,16 +201,6 @@ void plan_release(LtPlan *p) {
     memset(p, 0, sizeof *p);
 }
 
-#define LT_CHECK(call, err)                                                                          \
-    do {                                                                                             \
-        cublasStatus_t lt_status_ = (call);                                                          \
-        if (lt_status_ != CUBLAS_STATUS_SUCCESS) {                                                   \
-            lt_fail = mnrl_fail((err), "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,            \
-                                cublasLtGetStatusString(lt_status_));                                \
-            goto done;                                                                               \
-        }                                                                                            \
-    } while (0)
-
 // Fills *p (key fields already set) with descriptors and the heuristic's algorithm.
 int plan_create(const MnrlGemmContext *ctx, LtPlan *p, MnrlError *err) {
     cublasLtHandle_t handle = static_cast<cublasLtHandle_t>(ctx->handle);
