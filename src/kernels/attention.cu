@@ -340,6 +340,15 @@ struct RowsBase {
     }
 };
 
+// Head h's keys and values of tokens [t0, t0 + n) into their tiles (forward and dQ stream
+// the same two).
+template <class T, int HS>
+__device__ __forceinline__ void load_keys_values(T *k_tile, T *v_tile, const T *qkv, const Layout &L, int h, int t0,
+                                                 int n) {
+    load_rows<T, HS>(k_tile, qkv, 3 * L.C, L.C + h * HS, t0, n);
+    load_rows<T, HS>(v_tile, qkv, 3 * L.C, 2 * L.C + h * HS, t0, n);
+}
+
 // Forward: group per query row, keys and values streamed; O_i and lse_i. Online softmax
 // per batch: the batch's scores (one lane per key), their max, one rescale of what was
 // summed under the old max when the batch raises it, then the weights p·M (one lane per
@@ -376,10 +385,7 @@ struct ForwardRows : RowsBase<HS / 8, 1, 2> {
         mask = RowDropout<G>();
     }
 
-    __device__ __forceinline__ void load(int t0, int n) {
-        load_rows<T, HS>(k_tile, qkv, 3 * L.C, L.C + h * HS, t0, n);
-        load_rows<T, HS>(v_tile, qkv, 3 * L.C, 2 * L.C + h * HS, t0, n);
-    }
+    __device__ __forceinline__ void load(int t0, int n) { load_keys_values<T, HS>(k_tile, v_tile, qkv, L, h, t0, n); }
 
     __device__ __forceinline__ void partials(int j, int j0, int nb) {
         for (int b = 0; b < kBatch; b++)
@@ -476,10 +482,7 @@ struct DqRows : RowsBase<HS / 8, 2, 1> {
         mask = RowDropout<G>();
     }
 
-    __device__ __forceinline__ void load(int t0, int n) {
-        load_rows<T, HS>(k_tile, qkv, 3 * L.C, L.C + h * HS, t0, n);
-        load_rows<T, HS>(v_tile, qkv, 3 * L.C, 2 * L.C + h * HS, t0, n);
-    }
+    __device__ __forceinline__ void load(int t0, int n) { load_keys_values<T, HS>(k_tile, v_tile, qkv, L, h, t0, n); }
 
     __device__ __forceinline__ void partials(int j, int j0, int nb) {
         for (int b = 0; b < kBatch; b++)
