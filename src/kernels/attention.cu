@@ -340,6 +340,19 @@ struct RowsBase {
     }
 };
 
+// acc += Σ_b coef[b]·(row r0 + b of tile), b < nb: this lane's 8 columns of the batch's rows
+// weighted by the coefficients the exchange shared (in row order, as the CPU sums).
+template <class T, int HS>
+__device__ __forceinline__ void add_tile_rows(float (&acc)[8], const float (&coef)[kBatch], const T *tile, int r0,
+                                              int nb, int g) {
+    for (int b = 0; b < kBatch; b++)
+        if (b < nb) {
+            float row[8];
+            tile_slice<T, HS>(row, tile, r0 + b, g);
+            axpy(acc, coef[b], row);
+        }
+}
+
 // Head h's keys and values of tokens [t0, t0 + n) into their tiles (forward and dQ stream
 // the same two).
 template <class T, int HS>
@@ -421,12 +434,7 @@ struct ForwardRows : RowsBase<HS / 8, 1, 2> {
     __device__ __forceinline__ void accumulate(int j0, int nb) {
         float w[kBatch];
         x.all_coefs(1, w);
-        for (int b = 0; b < kBatch; b++)
-            if (b < nb) {
-                float v[8];
-                tile_slice<T, HS>(v, v_tile, j0 + b, g);
-                axpy(o, w[b], v);
-            }
+        add_tile_rows<T, HS>(o, w, v_tile, j0, nb, g);
     }
 
     __device__ __forceinline__ void end() {
@@ -509,12 +517,7 @@ struct DqRows : RowsBase<HS / 8, 2, 1> {
     __device__ __forceinline__ void accumulate(int j0, int nb) {
         float ds[kBatch];
         x.all_coefs(0, ds);
-        for (int b = 0; b < kBatch; b++)
-            if (b < nb) {
-                float k[8];
-                tile_slice<T, HS>(k, k_tile, j0 + b, g);
-                axpy(dq, ds[b], k);
-            }
+        add_tile_rows<T, HS>(dq, ds, k_tile, j0, nb, g);
     }
 
     __device__ __forceinline__ void end() {
@@ -599,14 +602,8 @@ struct DkdvRows : RowsBase<HS / 8, 2, 2> {
         float ds[kBatch], pm[kBatch];
         x.all_coefs(0, ds);
         x.all_coefs(1, pm);
-        for (int b = 0; b < kBatch; b++)
-            if (b < nb) {
-                float q[8], d_o[8];
-                tile_slice<T, HS>(q, q_tile, i0 + b, g);
-                tile_slice<T, HS>(d_o, do_tile, i0 + b, g);
-                axpy(dk, ds[b], q);
-                axpy(dv, pm[b], d_o);
-            }
+        add_tile_rows<T, HS>(dk, ds, q_tile, i0, nb, g);
+        add_tile_rows<T, HS>(dv, pm, do_tile, i0, nb, g);
     }
 
     __device__ __forceinline__ void end() {
