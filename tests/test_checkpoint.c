@@ -129,6 +129,18 @@ static void check_same_file(const char *full, const char *out, const char *rest)
     CHECK_MSG(test_same_file_bytes(a, b), "%s", rest);
 }
 
+// Every file of checkpoint `step` (checkpoints/step-NNNNNNN/...) byte-equal in full and out;
+// not train_config.json, which names each run's own output.dir.
+static void check_same_checkpoint(const char *full, const char *out, const char *step) {
+    const char *files[] = {"model.safetensors", "optimizer.exp_avg.safetensors", "optimizer.exp_avg_sq.safetensors",
+                           "state.json", "DONE"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char rest[128];
+        snprintf(rest, sizeof rest, "checkpoints/%s/%s", step, files[i]);
+        check_same_file(full, out, rest);
+    }
+}
+
 // ---- bit-identical resume ------------------------------------------------------------------------
 
 static void check_resume(int64_t from) {
@@ -140,13 +152,7 @@ static void check_resume(int64_t from) {
     CHECK_MSG(train(out, dir, NULL, &err) == 0, "resume from %lld: %s", (long long)from, err.msg);
     check_same_steps("full", out, from);
     check_same_file("full", out, "final/model.safetensors");
-    const char *last[] = {"model.safetensors", "optimizer.exp_avg.safetensors", "optimizer.exp_avg_sq.safetensors",
-                          "state.json", "DONE"};
-    for (size_t i = 0; i < sizeof last / sizeof last[0]; i++) {
-        char rest[128];
-        snprintf(rest, sizeof rest, "checkpoints/step-0000040/%s", last[i]);
-        check_same_file("full", out, rest);
-    }
+    check_same_checkpoint("full", out, "step-0000040");
 }
 
 static void check_state_file(void) {
@@ -277,14 +283,7 @@ static void check_full_disk(const char *out, const char *fail_on, const char *na
     char names[1024];
     list_checkpoints(out, names, sizeof names);
     CHECK_STR(names, "step-0000005");  // no temporary folder, no step-0000010
-    // (train_config.json names this run's output.dir, so it is not full's.)
-    const char *files[] = {"model.safetensors", "optimizer.exp_avg.safetensors", "optimizer.exp_avg_sq.safetensors",
-                           "state.json", "DONE"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char rest[128];
-        snprintf(rest, sizeof rest, "checkpoints/step-0000005/%s", files[i]);
-        check_same_file("full", out, rest);
-    }
+    check_same_checkpoint("full", out, "step-0000005");
     if (!resume) return;
     // The run resumes from it (latest) and ends as the uninterrupted run.
     CHECK_MSG(train(out, "latest", NULL, &err) == 0, "%s", err.msg);
