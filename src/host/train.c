@@ -96,8 +96,8 @@ static int select_backend(const MnrlConfig *cfg, int lead, const MnrlOps **ops, 
     if (cfg->model.backend == MNRL_BACKEND_CPU) return 0;
 #ifdef MNRL_HAVE_CUDA
     char description[512];
-    int gpus = mnrl_cuda_describe(description, sizeof description);
-    if (gpus > 0 || cfg->model.backend == MNRL_BACKEND_CUDA) {
+    mnrl_cuda_describe(description, sizeof description);
+    if (train_dist_memory(cfg) == MNRL_DIST_DEVICE_MEMORY) {  // the one place that decides
         if (ops_cuda(cfg->model.precision == MNRL_PRECISION_BF16, ops, err) != 0) {
             return mnrl_fail_context(err, "model.backend \"%s\"",
                                      cfg->model.backend == MNRL_BACKEND_CUDA ? "cuda" : "auto");
