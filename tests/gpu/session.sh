@@ -10,7 +10,8 @@
 # OUT_DIR gets suite.txt, bench.txt, bench_gpu.json, kernels.txt, sanitize.txt and
 # logs.tar.gz (every log); PACK_DIR is a pack of scripts/gpu-pack.sh. Limits (seconds):
 # GRADCACHE_TIMEOUT (0: off; else the cached batch-65,536 benchmark runs after the main one,
-# bench_cached.txt), SUITE_TIMEOUT (240), BENCH_TIMEOUT (300), PROFILE_TIMEOUT (90), SANITIZE_TIMEOUT (120),
+# bench_cached.txt), MAXBATCH_TIMEOUT (0: off; else bench/max_batch.sh finds the largest
+# uncached batch of ours and of sentence-transformers, max_batch.txt), SUITE_TIMEOUT (240), BENCH_TIMEOUT (300), PROFILE_TIMEOUT (90), SANITIZE_TIMEOUT (120),
 # GPU_TIMEOUT per suite run (90). SANITIZE_TWINS (a regex) limits the sanitizer runs to
 # some twins.
 set -u
@@ -33,6 +34,11 @@ if [ "${GRADCACHE_TIMEOUT:-0}" -gt 0 ]; then
         timeout "$GRADCACHE_TIMEOUT" bash bench/gpu.sh "$pack/bin/mnrl_cuda" "512 65536" 5 2 2>&1 |
         tee "$out/bench_cached.txt"
 fi
+if [ "${MAXBATCH_TIMEOUT:-0}" -gt 0 ]; then
+    # The largest batch each side fits without caching (issue 7 item 5).
+    BENCH_COMMIT=$(cat "$pack/commit") BENCH_WORK=/tmp/mnrl-maxbatch timeout "$MAXBATCH_TIMEOUT" \
+        bash bench/max_batch.sh "$pack/bin/mnrl_cuda" 512 65536 3 2>&1 | tee "$out/max_batch.txt"
+fi
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
 if [ -f /tmp/mnrl-bench/b128.json ] && [ -n "$ncu" ]; then
     # Step 2 of 3: skip the launches of step 1 (and the start-up), time those of step 2.
@@ -44,4 +50,4 @@ if [ -f /tmp/mnrl-bench/b128.json ] && [ -n "$ncu" ]; then
     python3 bench/kernel_table.py /tmp/mnrl-bench/ncu.csv 2>&1 | tee "$out/kernels.txt"
 fi
 GPU_TWINS=${SANITIZE_TWINS:-.} GPU_SANITIZE=only timeout "${SANITIZE_TIMEOUT:-120}" bash tests/gpu/run.sh --prebuilt "$pack" 2>&1 | tee "$out/sanitize.txt"
-tar -czf "$out/logs.tar.gz" -C /tmp mnrl-gpu-logs $(cd /tmp && ls -d mnrl-bench/*.log mnrl-bench/*.json mnrl-bench/*.csv mnrl-bench/ours-*/metrics.jsonl 2>/dev/null)
+tar -czf "$out/logs.tar.gz" -C /tmp mnrl-gpu-logs $(cd /tmp && ls -d mnrl-maxbatch/*.log mnrl-maxbatch/*.json mnrl-bench/*.log mnrl-bench/*.json mnrl-bench/*.csv mnrl-bench/ours-*/metrics.jsonl 2>/dev/null)
