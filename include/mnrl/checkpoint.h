@@ -65,6 +65,10 @@ typedef struct {
 // are unchanged.
 int checkpoint_write(const CheckpointWrite *w, char *dir, size_t cap, MnrlError *err);
 
+// 0 when dir is a checkpoint folder holding DONE; else an error naming dir and what is
+// wrong, followed by instead (what the user can do).
+int checkpoint_check_complete(const char *dir, const char *instead, MnrlError *err);
+
 // The checkpoint --resume names: "latest" is the complete checkpoint of the highest step in
 // out_dir/checkpoints (an error when there is none); anything else is a checkpoint folder,
 // which must exist and hold DONE. dir (capacity cap) receives its path.

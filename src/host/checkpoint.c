@@ -332,19 +332,24 @@ static int find_latest(const char *out_dir, char *dir, size_t cap, MnrlError *er
     return rc;
 }
 
-int checkpoint_find(const char *out_dir, const char *which, char *dir, size_t cap, MnrlError *err) {
-    if (strcmp(which, "latest") == 0) return find_latest(out_dir, dir, cap, err);
+int checkpoint_check_complete(const char *dir, const char *instead, MnrlError *err) {
     struct stat st;
-    if (stat(which, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        return mnrl_fail(err, "--resume %s: no such checkpoint folder; give a folder OUT/checkpoints/step-NNNNNNN "
-                              "or latest", which);
-    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return mnrl_fail(err, "%s: no such checkpoint folder; %s", dir, instead);
     char done[4096];
-    if (child_path(which, "DONE", done, sizeof done, err) != 0) return -1;
+    if (child_path(dir, "DONE", done, sizeof done, err) != 0) return -1;
     if (!mnrl_file_exists(done)) {
         return mnrl_fail(err, "%s: incomplete checkpoint (no DONE file: it was being written when the run "
-                              "stopped); resume from another one, e.g. --resume latest", which);
+                              "stopped); %s", dir, instead);
     }
+    return 0;
+}
+
+int checkpoint_find(const char *out_dir, const char *which, char *dir, size_t cap, MnrlError *err) {
+    if (strcmp(which, "latest") == 0) return find_latest(out_dir, dir, cap, err);
+    if (checkpoint_check_complete(which, "give --resume a complete folder OUT/checkpoints/step-NNNNNNN, or latest",
+                                  err) != 0)
+        return -1;
     if (strlen(which) >= cap) return mnrl_fail(err, "%s: path too long", which);
     snprintf(dir, cap, "%s", which);
     return 0;

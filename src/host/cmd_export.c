@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "mnrl/bert_config.h"
 #include "mnrl/checkpoint.h"
@@ -28,21 +27,6 @@ static const char export_usage[] =
 typedef struct {
     const char *checkpoint, *output, *base_model;
 } ExportArgs;
-
-// A complete checkpoint folder: it exists and holds DONE.
-static int check_checkpoint(const char *dir, MnrlError *err) {
-    struct stat st;
-    char done[4096];
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        return mnrl_fail(err, "%s: no such checkpoint folder; give OUT/checkpoints/step-NNNNNNN", dir);
-    }
-    if (mnrl_path_join(done, sizeof done, dir, "DONE") != 0) return mnrl_fail(err, "%s: path too long", dir);
-    if (!mnrl_file_exists(done)) {
-        return mnrl_fail(err, "%s: incomplete checkpoint (no DONE file: it was being written when the run "
-                              "stopped); export another one", dir);
-    }
-    return 0;
-}
 
 // The checkpoint's tensors (table of the base model's config.json) and state into *params.
 static int read_weights(const ExportArgs *a, ParamTable *table, CheckpointState *state, float **params,
@@ -71,7 +55,8 @@ static int read_weights(const ExportArgs *a, ParamTable *table, CheckpointState 
 static int export_checkpoint(ExportArgs *a, MnrlError *err) {
     char config_path[4096];
     MnrlConfig cfg;
-    if (check_checkpoint(a->checkpoint, err) != 0) return -1;
+    if (checkpoint_check_complete(a->checkpoint, "give export a complete folder OUT/checkpoints/step-NNNNNNN", err) != 0)
+        return -1;
     if (mnrl_path_join(config_path, sizeof config_path, a->checkpoint, "train_config.json") != 0) {
         return mnrl_fail(err, "%s: path too long", a->checkpoint);
     }
