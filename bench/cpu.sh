@@ -15,6 +15,11 @@
 # changes over the run weighs on both; the figures are totals over all rounds.
 # Prints sentences/s (texts embedded per second, backward and optimizer included), real
 # tokens/s and the ratio ours/ST; writes BUILD_DIR/bench_cpu.json.
+# Then (CPU_FLOOR=0 skips it) one more run of each side measures the time in GEMMs: ours
+# through the LD_PRELOAD shim bench/sgemm_timer.c (wall time of every cblas_sgemm), ST
+# with torch's profiler (aten::mm/addmm/bmm). Both trainers run their fp32 GEMMs at the
+# BLAS library's speed, so ST's step over ours' GEMM time per step is the highest ratio
+# within reach: the ratio if every other op of ours took no time.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-$root/build-bench}"
@@ -40,8 +45,19 @@ for round in $(seq 1 "$rounds"); do
         >"$work/st-$round.log" 2>&1 || { cat "$work/st-$round.log"; exit 1; }
     echo "round $round done; load $(cut -d' ' -f1-3 /proc/loadavg)"
 done
+if [ "${CPU_FLOOR:-1}" = 1 ]; then
+    cc -O2 -shared -fPIC bench/sgemm_timer.c -o "$work/sgemm_timer.so" -ldl
+    SGEMM_TIMER_OUT="$work/gemm-ours.json" LD_PRELOAD="$work/sgemm_timer.so" OMP_NUM_THREADS="$threads" \
+        "$build/mnrl_cuda" train configs/demo.json --set "train.max_steps=$((steps + warmup))" \
+        --set 'eval.sts_file=""' --set "output.dir=\"$work/ours-floor\"" --set "data.cache_dir=\"$work/cache\"" \
+        >"$work/ours-floor.log" 2>&1 || { cat "$work/ours-floor.log"; exit 1; }
+    OMP_NUM_THREADS="$threads" python3 bench/st_reference.py configs/demo.json --order "$work/ours-floor/batch_order.txt" \
+        --steps $((steps + warmup)) --warmup "$warmup" --threads "$threads" --json "$work/st-floor.json" \
+        --profile-gemm >"$work/st-floor.log" 2>&1 || { cat "$work/st-floor.log"; exit 1; }
+    echo "GEMM-time round done; load $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 python3 - "$work" "$rounds" "$warmup" "$build/bench_cpu.json" "$(git rev-parse --short HEAD)" <<'PY'
-import json, sys
+import json, os, sys
 work, rounds, warmup, out_path, commit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 
 def ours_round(r):
@@ -72,7 +88,21 @@ for name, v in summary.items():
           f"(ms/step by round: {rounds_ms})")
 print(f"sentence-transformers pads to {summary['sentence-transformers']['padded_tokens_per_real']:.2f} tokens per real token")
 print(f"ratio ours/ST: {ratio:.2f}x sentences/s (target >= 3x)")
-json.dump({"commit": commit, "summary": summary, "ratio_ours_over_st": ratio, "runs": sides},
+floor = None
+if os.path.exists(f"{work}/gemm-ours.json"):
+    ours_gemm = json.load(open(f"{work}/gemm-ours.json"))
+    steps_run = len([1 for l in open(f"{work}/ours-floor/metrics.jsonl") if '"loss"' in l])
+    st_step_ms = 1000 * summary["sentence-transformers"]["seconds"] / summary["sentence-transformers"]["steps"]
+    ours_step_ms = 1000 * summary["ours"]["seconds"] / summary["ours"]["steps"]
+    floor = {"ours_gemm_ms_per_step": 1000 * ours_gemm["seconds"] / steps_run,
+             "ours_gemm_gflops": ours_gemm["flops"] / ours_gemm["seconds"] / 1e9,
+             "st_gemm_ms_per_step": json.load(open(f"{work}/st-floor.json"))["gemm_ms_per_step"]}
+    floor["ratio_if_ours_were_gemm_only"] = st_step_ms / floor["ours_gemm_ms_per_step"]
+    print(f"GEMMs per step: ours {floor['ours_gemm_ms_per_step']:.0f} ms of its {ours_step_ms:.0f} ms step "
+          f"({floor['ours_gemm_gflops']:.0f} GFLOP/s), sentence-transformers {floor['st_gemm_ms_per_step']:.0f} ms "
+          f"of its {st_step_ms:.0f} ms step")
+    print(f"highest ratio within reach (ours' non-GEMM ops free): {floor['ratio_if_ours_were_gemm_only']:.2f}x")
+json.dump({"commit": commit, "summary": summary, "ratio_ours_over_st": ratio, "runs": sides, "gemm_floor": floor},
           open(out_path, "w"), indent=1)
 print(f"results: {out_path}")
 PY

@@ -29,6 +29,9 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
 import train_reference as ref  # noqa: E402
 
+# torch's matrix-multiply ops on the CPU (their self time is the oneDNN/MKL GEMM call).
+GEMM_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_addmm_activation"}
+
 
 def step_sizes(model, rows, idx):
     """Texts, real tokens and padded tokens of one step, tokenized as the step does it."""
@@ -51,6 +54,8 @@ def main():
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model trains")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward (GPU)")
     ap.add_argument("--json", required=True, help="write the results here")
+    ap.add_argument("--profile-gemm", action="store_true",
+                    help="also report the time in matrix-multiply ops (torch profiler; slows the steps)")
     args = ap.parse_args()
 
     cfg = ref.load_config(args.config, args.set)
@@ -68,7 +73,11 @@ def main():
     model = SentenceTransformer(cfg["model"]["path"], device=args.device, model_kwargs={"dtype": torch.float32})
     model.max_seq_length = cfg["model"]["max_seq_length"]
     metrics = []
-    ref.train(model, cfg, rows, steps, metrics, bf16=args.bf16)
+    if args.profile_gemm:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            ref.train(model, cfg, rows, steps, metrics, bf16=args.bf16)
+    else:
+        ref.train(model, cfg, rows, steps, metrics, bf16=args.bf16)
     timed = range(args.warmup, len(steps))
     sizes = [step_sizes(model, rows, steps[s]) for s in timed]
     seconds = sum(metrics[s]["ms"] for s in timed) / 1000.0
@@ -84,6 +93,9 @@ def main():
         "loss": [metrics[s]["loss"] for s in range(len(steps))],
         "device": args.device, "bf16": args.bf16,
     }
+    if args.profile_gemm:  # all steps, warm-up included: the GEMMs' time does not warm up
+        gemm_us = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in GEMM_OPS)
+        result["gemm_ms_per_step"] = gemm_us / 1000.0 / len(steps)
     if args.device == "cuda":
         result["gpu"] = torch.cuda.get_device_name()
         result["peak_allocated_bytes"] = torch.cuda.max_memory_allocated()
