@@ -7,8 +7,9 @@
 #    is already configured, builds mnrl_cuda, the GPU twins of tests/emu/test_*.c (target
 #    gpu_tests: the emulated tests' sources linked against the nvcc-built kernels, each
 #    comparing with ops_cpu) and test_dist_nccl; with --prebuilt, takes PACK_DIR/bin;
-# 2. runs every twin, gpu_ops_cuda_step again with a 200-step loss trajectory, and
-#    test_dist_nccl;
+# 2. runs every twin, gpu_ops_cuda_step again with a 200-step loss trajectory,
+#    test_dist_nccl, and tests/gpu/resume.sh (mnrl_cuda train on the GPU: two runs and a
+#    run resumed from a checkpoint give the same steps and final model, bf16 and fp32);
 # 3. runs every twin under compute-sanitizer memcheck and racecheck (GPU_SANITIZE=0 skips
 #    them, GPU_SANITIZE=only runs nothing else). GPU_TIMEOUT (seconds, default 900) stops
 #    any one run that takes longer, as a failure; GPU_TWINS (an extended regex) picks the
@@ -54,6 +55,7 @@ if [ -n "$PREBUILT" ]; then
     . "$ROOT/tests/gpu/prebuilt-env.sh"
     prebuilt_env "$PREBUILT" || exit 1
     dist_nccl="$BIN/test_dist_nccl"
+    trainer="$BIN/mnrl_cuda"
 else
     if [ ! -f "$BUILD/CMakeCache.txt" ]; then
         cmake -S "$ROOT" -B "$BUILD" -DMNRL_WERROR=ON -DMNRL_CUDA=ON -DMNRL_LINK_BINARY=OFF \
@@ -61,6 +63,7 @@ else
     fi
     cmake --build "$BUILD" -j"$(nproc)" --target mnrl_cuda gpu_tests test_dist_nccl || exit 1
     dist_nccl="$BUILD/tests/test_dist_nccl"
+    trainer="$BUILD/mnrl_cuda"
 fi
 mkdir -p "$LOGS"
 
@@ -71,6 +74,7 @@ if [ "${GPU_SANITIZE:-1}" != only ]; then
     done
     run gpu_ops_cuda_step.200-steps "$BIN/gpu_ops_cuda_step" 200
     run test_dist_nccl env NCCL_DEBUG=WARN "$dist_nccl"
+    run gpu_resume bash "$ROOT/tests/gpu/resume.sh" "$trainer" "$ROOT"
 fi
 
 if [ "${GPU_SANITIZE:-1}" != 0 ]; then
