@@ -4,10 +4,36 @@ gpu__time_duration.sum` rows by kernel name and prints them largest first, with 
 launch count and the share of the total.
 
     python3 bench/kernel_table.py ncu.csv
+
+One training step: a step ends with the AdamW launch(es) (one fused launch, or a run of
+consecutive ones), so when the capture holds two such ends, only the launches after the
+first end up to the second are summed: exactly one step, whatever the launch counts of
+start-up and of the step. Otherwise every captured launch is summed, and the table says so.
 """
 import csv
+import re
 import sys
 from collections import defaultdict
+
+STEP_END = re.compile(r"adamw", re.IGNORECASE)
+
+
+def kernel_name(row):
+    return row["Kernel Name"].removeprefix("void ").split("(")[0].split("<")[0]
+
+
+def one_step(rows):
+    """rows from the end of the first optimizer step through the end of the second, or None."""
+    ends = [i for i, r in enumerate(rows) if STEP_END.search(kernel_name(r))]
+    runs = []  # (first, last) index of each run of consecutive optimizer launches
+    for i in ends:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    if len(runs) < 2:
+        return None
+    return rows[runs[0][1] + 1:runs[1][1] + 1]
 
 
 def main():
@@ -17,13 +43,19 @@ def main():
     start = next((i for i, l in enumerate(lines) if l.startswith('"ID"')), None)
     if start is None:
         sys.exit(f"kernel_table.py: {sys.argv[1]}: no ncu CSV header (\"ID\",...) found")
+    rows = [r for r in csv.DictReader(lines[start:]) if r.get("Metric Name") == "gpu__time_duration.sum"]
+    step = one_step(rows)
+    if step is None:
+        print(f"note: fewer than two optimizer launches captured; all {len(rows)} launches summed, "
+              "not one step")
+    else:
+        print(f"one training step: the {len(step)} launches after the first optimizer step through the second")
+        rows = step
     total_ns, launches = defaultdict(float), defaultdict(int)
-    for row in csv.DictReader(lines[start:]):
-        if row.get("Metric Name") != "gpu__time_duration.sum":
-            continue
+    for row in rows:
         value = float(row["Metric Value"].replace(",", ""))
         scale = {"nsecond": 1, "ns": 1, "usecond": 1e3, "us": 1e3, "msecond": 1e6, "ms": 1e6, "second": 1e9, "s": 1e9}[row["Metric Unit"]]
-        name = row["Kernel Name"].removeprefix("void ").split("(")[0].split("<")[0]
+        name = kernel_name(row)
         total_ns[name] += value * scale
         launches[name] += 1
     grand = sum(total_ns.values())

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# session.sh PACK_DIR OUT_DIR — everything a lent GPU session checks, in one call, most
-# valuable first, each part under its own time limit so that a slow part cannot starve
-# the others (the device time of a session is short):
-#   1. the GPU suite without sanitizers (tests/gpu/run.sh --prebuilt PACK_DIR);
-#   2. the benchmark against sentence-transformers (bench/gpu.sh, batches 32 128 512);
-#   3. a per-kernel time table of one bert-base training step at batch 128 (ncu, the
-#      kernels' GPU time with the clocks left alone; bench/kernel_table.py sums by kernel);
-#   4. the sanitizer runs of the suite (GPU_SANITIZE=only), with what time is left.
-# OUT_DIR gets suite.txt, bench.txt, bench_gpu.json, kernels.txt, sanitize.txt and
-# logs.tar.gz (every log); PACK_DIR is a pack of scripts/gpu-pack.sh. Limits (seconds):
-# GRADCACHE_TIMEOUT (0: off; else the cached batch-65,536 benchmark runs after the main one,
-# bench_cached.txt), MAXBATCH_TIMEOUT (0: off; else bench/max_batch.sh finds the largest
-# uncached batch of ours and of sentence-transformers, max_batch.txt), SUITE_TIMEOUT (240), BENCH_TIMEOUT (300), PROFILE_TIMEOUT (90), SANITIZE_TIMEOUT (120),
-# GPU_TIMEOUT per suite run (90). SANITIZE_TWINS (a regex) limits the sanitizer runs to
-# some twins.
+# session.sh PACK_DIR OUT_DIR — everything a lent GPU session checks, most valuable first,
+# each part under its own time limit (seconds) so that a slow part cannot starve the
+# others; a limit of 0 skips the part, so a session can split the work over two calls:
+#   1. SUITE_TIMEOUT (240): the GPU suite without sanitizers (tests/gpu/run.sh --prebuilt),
+#      GPU_TIMEOUT (90) per run of it;                                  -> suite.txt
+#   2. BENCH_TIMEOUT (300): ours vs sentence-transformers, bench/gpu.sh at batch 32, 128
+#      and 512;                                                -> bench.txt, bench_gpu.json
+#   3. GRADCACHE_TIMEOUT (0): cached MNRL, batch 65,536 in chunks of 512 against batch 512
+#      (issue 7 item 3);                                               -> bench_cached.txt
+#   4. MAXBATCH_TIMEOUT (0): the largest uncached batch of each side, bench/max_batch.sh
+#      (issue 7 item 5);                                                 -> max_batch.txt
+#   5. PROFILE_TIMEOUT (120): per-kernel GPU time of one bert-base training step at batch
+#      128 (ncu, clocks left alone; bench/kernel_table.py keeps the launches of exactly one
+#      step, between two optimizer launches); needs part 2's inputs      -> kernels.txt
+#   6. SANITIZE_TIMEOUT (120): the suite under compute-sanitizer memcheck and racecheck
+#      (SANITIZE_TWINS, a regex, limits it to some twins);               -> sanitize.txt
+# and logs.tar.gz (every log). PACK_DIR is a pack of scripts/gpu-pack.sh.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 pack=$(realpath "$1")
@@ -21,33 +23,37 @@ out=$(realpath -m "$2")
 mkdir -p "$out" /tmp/mnrl-gpu-logs
 cd "$root"
 nvidia-smi >"$out/nvidia-smi.txt" 2>&1
-export GPU_LOGS=/tmp/mnrl-gpu-logs GPU_TIMEOUT=${GPU_TIMEOUT:-90}
-GPU_SANITIZE=0 timeout "${SUITE_TIMEOUT:-240}" bash tests/gpu/run.sh --prebuilt "$pack" 2>&1 | tee "$out/suite.txt"
+export GPU_LOGS=/tmp/mnrl-gpu-logs GPU_TIMEOUT=${GPU_TIMEOUT:-90} BENCH_COMMIT=$(cat "$pack/commit")
 . tests/gpu/prebuilt-env.sh
 prebuilt_env "$pack" >/dev/null
-BENCH_COMMIT=$(cat "$pack/commit") BENCH_WORK=/tmp/mnrl-bench timeout "${BENCH_TIMEOUT:-300}" bash bench/gpu.sh "$pack/bin/mnrl_cuda" "32 128 512" 10 3 2>&1 |
-    tee "$out/bench.txt"
+bin=$pack/bin/mnrl_cuda
+
+# part LIMIT FILE COMMAND...: runs COMMAND under the time limit, output also into OUT/FILE;
+# nothing when LIMIT is 0.
+part() {
+    local limit=$1 file=$2
+    shift 2
+    [ "$limit" -gt 0 ] || return 0
+    timeout "$limit" "$@" 2>&1 | tee "$out/$file"
+}
+
+GPU_SANITIZE=0 part "${SUITE_TIMEOUT:-240}" suite.txt bash tests/gpu/run.sh --prebuilt "$pack"
+BENCH_WORK=/tmp/mnrl-bench part "${BENCH_TIMEOUT:-300}" bench.txt bash bench/gpu.sh "$bin" "32 128 512" 10 3
 cp /tmp/mnrl-bench/bench_gpu.json "$out/" 2>/dev/null
-if [ "${GRADCACHE_TIMEOUT:-0}" -gt 0 ]; then
-    # Cached MNRL at a giant batch against batch 512 in one call (issue 7 item 3).
-    BENCH_MINI_BATCH=512 BENCH_COMMIT=$(cat "$pack/commit") BENCH_WORK=/tmp/mnrl-bench-cached \
-        timeout "$GRADCACHE_TIMEOUT" bash bench/gpu.sh "$pack/bin/mnrl_cuda" "512 65536" 5 2 2>&1 |
-        tee "$out/bench_cached.txt"
-fi
-if [ "${MAXBATCH_TIMEOUT:-0}" -gt 0 ]; then
-    # The largest batch each side fits without caching (issue 7 item 5).
-    BENCH_COMMIT=$(cat "$pack/commit") BENCH_WORK=/tmp/mnrl-maxbatch timeout "$MAXBATCH_TIMEOUT" \
-        bash bench/max_batch.sh "$pack/bin/mnrl_cuda" 512 65536 3 2>&1 | tee "$out/max_batch.txt"
-fi
+BENCH_MINI_BATCH=512 BENCH_WORK=/tmp/mnrl-bench-cached \
+    part "${GRADCACHE_TIMEOUT:-0}" bench_cached.txt bash bench/gpu.sh "$bin" "512 65536" 5 2
+BENCH_WORK=/tmp/mnrl-maxbatch part "${MAXBATCH_TIMEOUT:-0}" max_batch.txt bash bench/max_batch.sh "$bin" 512 65536 3
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
-if [ -f /tmp/mnrl-bench/b128.json ] && [ -n "$ncu" ]; then
-    # Step 2 of 3: skip the launches of step 1 (and the start-up), time those of step 2.
+if [ "${PROFILE_TIMEOUT:-120}" -gt 0 ] && [ -f /tmp/mnrl-bench/b128.json ] && [ -n "$ncu" ]; then
+    # Three steps; the capture starts after most of the start-up and spans step 2.
     sed 's/"max_steps": [0-9]*/"max_steps": 3/; s#"dir": "[^"]*"#"dir": "/tmp/mnrl-bench/profile"#' \
         /tmp/mnrl-bench/b128.json >/tmp/mnrl-bench/profile.json
-    timeout "${PROFILE_TIMEOUT:-90}" "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv \
-        --launch-skip "${PROFILE_SKIP:-500}" --launch-count "${PROFILE_COUNT:-500}" \
-        "$pack/bin/mnrl_cuda" train /tmp/mnrl-bench/profile.json >/tmp/mnrl-bench/ncu.csv 2>/tmp/mnrl-bench/ncu.log
+    timeout "${PROFILE_TIMEOUT:-120}" "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv \
+        --launch-skip "${PROFILE_SKIP:-200}" --launch-count "${PROFILE_COUNT:-900}" \
+        "$bin" train /tmp/mnrl-bench/profile.json >/tmp/mnrl-bench/ncu.csv 2>/tmp/mnrl-bench/ncu.log
     python3 bench/kernel_table.py /tmp/mnrl-bench/ncu.csv 2>&1 | tee "$out/kernels.txt"
 fi
-GPU_TWINS=${SANITIZE_TWINS:-.} GPU_SANITIZE=only timeout "${SANITIZE_TIMEOUT:-120}" bash tests/gpu/run.sh --prebuilt "$pack" 2>&1 | tee "$out/sanitize.txt"
-tar -czf "$out/logs.tar.gz" -C /tmp mnrl-gpu-logs $(cd /tmp && ls -d mnrl-maxbatch/*.log mnrl-maxbatch/*.json mnrl-bench/*.log mnrl-bench/*.json mnrl-bench/*.csv mnrl-bench/ours-*/metrics.jsonl 2>/dev/null)
+GPU_TWINS=${SANITIZE_TWINS:-.} GPU_SANITIZE=only \
+    part "${SANITIZE_TIMEOUT:-120}" sanitize.txt bash tests/gpu/run.sh --prebuilt "$pack"
+tar -czf "$out/logs.tar.gz" -C /tmp mnrl-gpu-logs $(cd /tmp && ls -d mnrl-maxbatch/*.log mnrl-maxbatch/*.json \
+    mnrl-bench*/*.log mnrl-bench*/*.json mnrl-bench/*.csv mnrl-bench*/ours-*/metrics.jsonl 2>/dev/null)
