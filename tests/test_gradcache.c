@@ -156,7 +156,9 @@ static void check_cached(const Tokenizer *tok, const TextTableFile *f, int mini,
         snprintf(what, sizeof what, "m=%d, %d-token chunks, step %d", mini, chunk_tokens, s + 1);
         compare_step(what, &c, &u, loss_c, loss_u);
         model_optimizer_step(&c.m, 1e-3f, &opt);
+        model_optimizer_finish(&c.m);
         model_optimizer_step(&u.m, 1e-3f, &opt);
+        model_optimizer_finish(&u.m);
         compare_params(what, &c, &u);
     }
     printf("m=%d: activation arena %zu bytes cached, %zu uncached\n", mini, c.m.arena_bytes, u.m.arena_bytes);

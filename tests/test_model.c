@@ -2,7 +2,8 @@
 // differences (no reference needed: the loss is a function of the parameters, and the
 // analytic gradient of model_backward must be its derivative), with dropout off and on
 // (a fixed (seed, step) makes the dropout masks constants); dropout reproducibility; no
-// backend allocation inside a step; the AdamW step against a hand-written torch AdamW.
+// backend allocation inside a step; the AdamW step against a hand-written torch AdamW,
+// the gradients it leaves zeroed, and the step it skips on a non-finite gradient norm.
 //
 // Model: tests/data/modelfiles/tiny_f32 (random BERT: 2 layers, hidden 32, 4 heads, FFN
 // 64, vocab 100), a step of 3 rows x 3 columns (anchor, positive, 1 negative) with
@@ -75,6 +76,12 @@ static double gradient(Model *m, MnrlLoss *loss, const PackedBatch *pb, int trai
     model_backward(m, m->dpooled);
     m->ops->download(grads, m->grads, m->table.n_floats * sizeof(float));
     return l;
+}
+
+static int all_zero(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != 0.0f) return 0;
+    return 1;
 }
 
 // Indices (within tensor t) of its n_top largest |g| plus one pseudo-random element.
@@ -175,7 +182,7 @@ static void reference_adamw(double *p, double *mo, double *v, const float *g, si
 static void test_optimizer_and_allocations(Model *m, MnrlLoss *loss, const PackedBatch *pb) {
     size_t n = m->table.n_floats;
     float *p0 = mnrl_malloc(n * sizeof(float)), *g = mnrl_malloc(n * sizeof(float));
-    float *p1 = mnrl_malloc(n * sizeof(float));
+    float *p1 = mnrl_malloc(n * sizeof(float)), *g1 = mnrl_malloc(n * sizeof(float));
     double *p = mnrl_malloc(n * sizeof(double)), *mo = mnrl_calloc(n, sizeof(double));
     double *v = mnrl_calloc(n, sizeof(double));
     model_params_host(m, p0);
@@ -188,8 +195,11 @@ static void test_optimizer_and_allocations(Model *m, MnrlLoss *loss, const Packe
         double norm = 0.0;
         for (size_t i = 0; i < n; i++) norm += (double)g[i] * g[i];
         norm = sqrt(norm);
-        float reported = model_optimizer_step(m, 1e-3f, &opt);
+        model_optimizer_step(m, 1e-3f, &opt);
+        float reported = model_optimizer_finish(m);
         CHECK_MSG(fabs(reported - norm) <= 1e-5 * norm, "grad norm %.9g vs %.9g", reported, norm);
+        m->ops->download(g1, m->grads, n * sizeof(float));
+        CHECK_MSG(all_zero(g1, n), "step %d left gradients that are not zero for the next backward", step);
         double clip = norm > opt.max_grad_norm ? opt.max_grad_norm / (norm + 1e-6) : 1.0;
         CHECK(clip < 1.0);  // the test must exercise clipping
         for (size_t i = 0; i < n; i++) g[i] = (float)(g[i] * clip);
@@ -207,7 +217,44 @@ static void test_optimizer_and_allocations(Model *m, MnrlLoss *loss, const Packe
     printf("AdamW: 2 steps with clipping, max |p - p_ref| %.3g; %d backend allocations at create, %d in steps\n",
            max_err, allocs_before, alloc_calls - allocs_before);
     model_set_params(m, p0);
-    free(p0), free(g), free(p1), free(p), free(mo), free(v);
+    free(p0), free(g), free(p1), free(g1), free(p), free(mo), free(v);
+}
+
+// The host copy of a backend buffer of n floats.
+static float *host_floats(const Model *m, const float *buf, size_t n) {
+    float *host = mnrl_malloc(n * sizeof(float));
+    m->ops->download(host, buf, n * sizeof(float));
+    return host;
+}
+
+// A non-finite gradient norm (a NaN gradient) skips the step: weights, moments and
+// adam_step unchanged, the gradients zeroed; the next step is taken as usual.
+static void test_skipped_step(Model *m, MnrlLoss *loss, const PackedBatch *pb) {
+    size_t n = m->table.n_floats;
+    AdamWOptions opt = {0.9f, 0.999f, 1e-6f, 0.01f, 1.0f};
+    float *g = mnrl_malloc(n * sizeof(float));
+    gradient(m, loss, pb, 1, g);
+    g[m->table.layers[0].qkv_w] = NAN;
+    m->ops->upload(m->grads, g, n * sizeof(float));
+    float *p0 = host_floats(m, m->params, n), *mo0 = host_floats(m, m->adam_m, n);
+    float *v0 = host_floats(m, m->adam_v, n);
+    long steps = m->adam_step;
+    model_optimizer_step(m, 1e-3f, &opt);
+    CHECK(isnan(model_optimizer_finish(m)));
+    float *p1 = host_floats(m, m->params, n), *mo1 = host_floats(m, m->adam_m, n);
+    float *v1 = host_floats(m, m->adam_v, n), *g1 = host_floats(m, m->grads, n);
+    CHECK_MSG(memcmp(p0, p1, n * sizeof(float)) == 0, "a skipped step changed the parameters");
+    CHECK_MSG(memcmp(mo0, mo1, n * sizeof(float)) == 0 && memcmp(v0, v1, n * sizeof(float)) == 0,
+              "a skipped step changed the moments");
+    CHECK_EQ_INT(m->adam_step, steps);
+    CHECK_MSG(all_zero(g1, n), "a skipped step left gradients that are not zero");
+    gradient(m, loss, pb, 1, g);
+    model_optimizer_step(m, 1e-3f, &opt);
+    CHECK(isfinite(model_optimizer_finish(m)));
+    CHECK_EQ_INT(m->adam_step, steps + 1);
+    printf("a NaN gradient: step skipped (weights, moments, adam_step %ld kept, gradients zeroed); the next "
+           "step counted\n", steps);
+    free(g), free(p0), free(mo0), free(v0), free(p1), free(mo1), free(v1), free(g1);
 }
 
 static void test_bad_inputs(Model *m, PackedBatch *pb) {
@@ -246,6 +293,7 @@ int main(void) {
     CHECK(rel_off < 2e-2 && rel_on < 2e-2);
     test_dropout(&m, &loss, &pb);
     test_optimizer_and_allocations(&m, &loss, &pb);
+    test_skipped_step(&m, &loss, &pb);
     test_bad_inputs(&m, &pb);
 
     batch_free(&pb);

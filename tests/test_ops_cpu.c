@@ -1,7 +1,7 @@
 // test_ops_cpu.c — every op of the CPU backend against torch goldens (forward and backward;
 // tests/reference/make_ops_goldens.py computes them in float64 with torch's own functions),
 // Philox known answers, and identities: dropout at keep 1, mask reproducibility and rate,
-// AdamW at lr 0, clipping of small gradients, thread-count independence.
+// AdamW at lr 0, clipping of small gradients, skipped steps, thread-count independence.
 //
 // Tolerance: fp32 against float64 goldens. An element passes when
 //   |got - want| <= rtol · (|want| + 0.01 · max|want|),
@@ -309,55 +309,189 @@ static void test_loss(const MnrlOps *ops) {
     check_loss(ops, "lossr1", 3, 12, 20.0f, 3, 6);   // rank 1 of 2, a zero candidate
 }
 
+// The gradients' norm (ops->grad_norm into *norm), then ops->adamw over the runs; grads
+// are zeroed by the step. Returns the norm.
+static float optimizer_step(const MnrlOps *ops, float *p, float *act, float *g, float *m, float *v,
+                            const MnrlParamRun *runs, size_t n_runs, const MnrlAdamwParams *hp, int step) {
+    float norm = -1.0f;
+    size_t n = runs[n_runs - 1].offset + runs[n_runs - 1].count;
+    ops->grad_norm(&norm, g, n, NULL);
+    ops->adamw(p, act, g, m, v, runs, n_runs, &norm, hp, step);
+    return norm;
+}
+
+static int all_zero(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != 0.0f) return 0;
+    return 1;
+}
+
 // The hyper-parameters are the script's Python floats, written here in double (float32
 // copies in the golden file would round 0.999 and the learning rates); the golden copies
-// are checked to agree, so the test cannot drift from the script.
+// are checked to agree, so the test cannot drift from the script. One adamw call covers a
+// decayed run and an undecayed one (no clipping: max_norm 0).
 static void test_adamw(const MnrlOps *ops) {
     enum { N = 37 };
-    const double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, wd = 0.01, lrs[3] = {1e-3, 5e-4, 2e-3};
-    const float *hp = golden("adamw.hp", 5);
-    CHECK(hp[0] == (float)beta1 && hp[1] == (float)beta2 && hp[2] == (float)eps && hp[3] == (float)wd);
-    int n_decay = (int)hp[4];
+    const double lrs[3] = {1e-3, 5e-4, 2e-3};
+    MnrlAdamwParams hp = {.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01, .max_norm = 0.0};
+    const float *golden_hp = golden("adamw.hp", 5);
+    CHECK(golden_hp[0] == (float)hp.beta1 && golden_hp[1] == (float)hp.beta2 && golden_hp[2] == (float)hp.eps &&
+          golden_hp[3] == (float)hp.weight_decay);
+    size_t n_decay = (size_t)golden_hp[4];
+    const MnrlParamRun runs[2] = {{0, n_decay, 1}, {n_decay, N - n_decay, 0}};
     float *p = copy_of(golden("adamw.p0", N), N), *m = zeros(N), *v = zeros(N);
     for (int step = 1; step <= 3; step++) {
         char name[32];
         snprintf(name, sizeof name, "adamw.g%d", step);
-        const float *g = golden(name, N);
+        float *g = copy_of(golden(name, N), N);
         snprintf(name, sizeof name, "adamw.lr%d", step);
         CHECK(golden(name, 1)[0] == (float)lrs[step - 1]);
-        ops->adamw(p, NULL, g, m, v, n_decay, lrs[step - 1], beta1, beta2, eps, wd, step);
-        ops->adamw(p + n_decay, NULL, g + n_decay, m + n_decay, v + n_decay, N - n_decay,
-                   lrs[step - 1], beta1, beta2, eps, 0.0, step);
+        hp.lr = lrs[step - 1];
+        optimizer_step(ops, p, NULL, g, m, v, runs, 2, &hp, step);
         snprintf(name, sizeof name, "adamw.p%d", step);
         check_close(name, p, golden(name, N), N, RTOL);
+        CHECK_MSG(all_zero(g, N), "adamw step %d leaves gradients that are not zero", step);
+        free(g);
     }
     check_close("adamw exp_avg", m, golden("adamw.m", N), N, RTOL);
     check_close("adamw exp_avg_sq", v, golden("adamw.v", N), N, RTOL);
     // lr 0 leaves the parameters exactly as they are (the moments still move).
-    float *before = copy_of(p, N), *act = zeros(N);
-    ops->adamw(p, act, golden("adamw.g1", N), m, v, N, 0.0, beta1, beta2, eps, wd, 4);
+    float *before = copy_of(p, N), *act = zeros(N), *g = copy_of(golden("adamw.g1", N), N);
+    hp.lr = 0.0;
+    optimizer_step(ops, p, act, g, m, v, runs, 2, &hp, 4);
     check_equal("adamw lr 0", p, before, N);
     check_equal("adamw writes the compute copy", act, p, N);
-    free(p), free(m), free(v), free(before), free(act);
+    free(p), free(m), free(v), free(before), free(act), free(g);
+}
+
+// Clipping happens inside adamw. With beta1 = 0 the first moment after one step from zero
+// is 0 + 1·(g - 0): exactly the clipped gradient AdamW used; lr 0 keeps the parameters.
+static float *clipped_gradients(const MnrlOps *ops, const float *g, size_t n, double max_norm, float *norm) {
+    const MnrlParamRun run = {0, n, 1};
+    const MnrlAdamwParams hp = {.lr = 0.0, .beta1 = 0.0, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
+                                .max_norm = max_norm};
+    float *p = copy_of(g, n), *grads = copy_of(g, n), *m = zeros(n), *v = zeros(n);
+    *norm = optimizer_step(ops, p, NULL, grads, m, v, &run, 1, &hp, 1);
+    check_equal("adamw at lr 0 keeps the parameters", p, g, n);
+    free(p), free(grads), free(v);
+    return m;
 }
 
 static void test_clip(const MnrlOps *ops) {
     enum { N = 1001 };
-    float *g = copy_of(golden("clip.g", N), N);
-    float norm = ops->clip_grad_norm(g, N, 1.0f, NULL);
+    const float *g = golden("clip.g", N);
+    float norm;
+    float *clipped = clipped_gradients(ops, g, N, 1.0, &norm);
     check_close("clip norm", &norm, golden("clip.norm", 1), 1, RTOL);
-    check_close("clipped gradients", g, golden("clip.out", N), N, RTOL);
-    // Gradients of norm 0.5 are left exactly as they are. (At norm 1 itself torch still
-    // scales by 1 / (1 + 1e-6), and so do we.)
-    for (int i = 0; i < N; i++) g[i] *= 0.5f;
-    float *small = copy_of(g, N);
-    float half = ops->clip_grad_norm(small, N, 1.0f, NULL);
-    CHECK_NEAR(half, 0.5, 1e-5);
-    check_equal("clip leaves small gradients", small, g, N);
+    check_close("clipped gradients", clipped, golden("clip.out", N), N, RTOL);
+    free(clipped);
     // max_norm 0 only measures.
-    CHECK_NEAR(ops->clip_grad_norm(small, N, 0.0f, NULL), half, 0);
-    check_equal("max_norm 0 does not clip", small, g, N);
-    free(g), free(small);
+    clipped = clipped_gradients(ops, g, N, 0.0, &norm);
+    check_equal("max_norm 0 does not clip", clipped, g, N);
+    free(clipped);
+    // Gradients of norm 0.5 (half the clipped ones) are used exactly as they are. (At norm
+    // 1 itself torch still scales by 1 / (1 + 1e-6), and so do we.)
+    float *small = copy_of(golden("clip.out", N), N);
+    for (int i = 0; i < N; i++) small[i] *= 0.5f;
+    clipped = clipped_gradients(ops, small, N, 1.0, &norm);
+    CHECK_NEAR(norm, 0.5, 1e-5);
+    check_equal("clip leaves small gradients", clipped, small, N);
+    free(clipped), free(small);
+}
+
+// A non-finite gradient norm skips the step: parameters, compute copy and moments keep
+// their bits; the gradients are still zeroed.
+static void test_adamw_skips_non_finite(const MnrlOps *ops) {
+    enum { N = 1001 };
+    const MnrlParamRun runs[2] = {{0, 500, 1}, {500, N - 500, 0}};
+    const MnrlAdamwParams hp = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
+                                .max_norm = 1.0};
+    const float bad[2] = {NAN, INFINITY};
+    for (int k = 0; k < 2; k++) {
+        float *p = copy_of(golden("clip.g", N), N), *m = copy_of(p, N), *v = zeros(N), *act = copy_of(p, N);
+        for (int i = 0; i < N; i++) v[i] = p[i] * p[i];
+        float *before = copy_of(p, N), *m_before = copy_of(m, N), *v_before = copy_of(v, N);
+        float *grads = copy_of(p, N);
+        grads[700] = bad[k];
+        float norm = optimizer_step(ops, p, act, grads, m, v, runs, 2, &hp, 3);
+        CHECK_MSG(!isfinite(norm), "a %g gradient gives the norm %g", bad[k], norm);
+        check_equal("skipped step: parameters", p, before, N);
+        check_equal("skipped step: compute copy", act, before, N);
+        check_equal("skipped step: exp_avg", m, m_before, N);
+        check_equal("skipped step: exp_avg_sq", v, v_before, N);
+        CHECK_MSG(all_zero(grads, N), "a skipped step (gradient %g) leaves gradients that are not zero", bad[k]);
+        free(p), free(m), free(v), free(act), free(before), free(m_before), free(v_before), free(grads);
+    }
+}
+
+// torch's _single_tensor_adamw after clip_grad_norm_, operation for operation in fp32, on
+// one element: the gradient scaled in place (when clipping) and then used, as the two
+// passes of torch (and of this backend before it fused them) do.
+static void reference_adamw_f32(float *p, float *m, float *v, float g, float clip, const MnrlAdamwParams *hp,
+                                int decay, int step) {
+    if (clip < 1.0f) g *= clip;
+    float pd = *p * (float)(1.0 - hp->lr * (decay ? hp->weight_decay : 0.0));
+    *m += (float)(1.0 - hp->beta1) * (g - *m);
+    *v = *v * (float)hp->beta2 + (float)(1.0 - hp->beta2) * g * g;
+    *p = pd - (float)(hp->lr / (1.0 - pow(hp->beta1, step))) * *m /
+                  (sqrtf(*v) / (float)sqrt(1.0 - pow(hp->beta2, step)) + (float)hp->eps);
+}
+
+// Many runs of awkward sizes (1, 3, 5, ...; runs that straddle the backend's work chunks
+// and runs inside one), decay on and off, clipped, over enough parameters for the
+// threads to split them: every value bit for bit the scalar reference's, on 1 and on 3
+// threads, for two steps.
+static void test_adamw_runs(const MnrlOps *ops) {
+    enum { N = 50387, RUNS = 12 };
+    const size_t sizes[RUNS - 1] = {1, 3, 5, 16000, 7, 1, 20011, 3, 2, 4096, 333};
+    MnrlParamRun runs[RUNS];
+    size_t off = 0;
+    for (int r = 0; r < RUNS; r++) {
+        size_t count = r < RUNS - 1 ? sizes[r] : N - off;
+        runs[r] = (MnrlParamRun){off, count, r % 3 != 1};
+        off += count;
+    }
+    const MnrlAdamwParams hp = {.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-6, .weight_decay = 0.1,
+                                .max_norm = 1.0};
+    uint64_t rng = 11;
+    float *p0 = zeros(N), *g[2] = {zeros(N), zeros(N)};
+    for (size_t i = 0; i < N; i++) {
+        p0[i] = (float)((double)(mnrl_splitmix64(&rng) >> 11) / 9007199254740992.0) - 0.5f;
+        for (int s = 0; s < 2; s++)
+            g[s][i] = i % 7 == 3 ? 0.0f : (float)((double)(mnrl_splitmix64(&rng) >> 11) / 9007199254740992.0) - 0.5f;
+    }
+    float *ref_p = copy_of(p0, N), *ref_m = zeros(N), *ref_v = zeros(N);
+    double worst_clip = 1.0;
+    for (int s = 0; s < 2; s++) {
+        float norm;  // the backend's (test_clip checks it): this test is about adamw
+        ops->grad_norm(&norm, g[s], N, NULL);
+        float clip = (float)hp.max_norm / (norm + 1e-6f);
+        worst_clip = fmin(worst_clip, clip);
+        for (int r = 0; r < RUNS; r++)
+            for (size_t i = runs[r].offset; i < runs[r].offset + runs[r].count; i++)
+                reference_adamw_f32(&ref_p[i], &ref_m[i], &ref_v[i], g[s][i], clip, &hp, runs[r].decay, s + 1);
+    }
+    CHECK(worst_clip < 1.0);  // the test must exercise clipping
+    int threads = omp_get_max_threads();
+    const int counts[2] = {1, 3};  // 3: more threads than this machine's cores on purpose
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(counts[t]);
+        float *p = copy_of(p0, N), *m = zeros(N), *v = zeros(N);
+        for (int s = 0; s < 2; s++) {
+            float *grads = copy_of(g[s], N);
+            optimizer_step(ops, p, NULL, grads, m, v, runs, RUNS, &hp, s + 1);
+            CHECK_MSG(all_zero(grads, N), "%d threads, step %d: gradients not zeroed", counts[t], s + 1);
+            free(grads);
+        }
+        check_equal("adamw over 12 runs: parameters = the scalar reference's", p, ref_p, N);
+        check_equal("adamw over 12 runs: exp_avg = the scalar reference's", m, ref_m, N);
+        check_equal("adamw over 12 runs: exp_avg_sq = the scalar reference's", v, ref_v, N);
+        free(p), free(m), free(v);
+    }
+    omp_set_num_threads(threads);
+    printf("adamw: %d runs over %d parameters, clip coefficient %.3f: bitwise equal to the scalar reference on 1 "
+           "and 3 threads\n", RUNS, N, worst_clip);
+    free(p0), free(g[0]), free(g[1]), free(ref_p), free(ref_m), free(ref_v);
 }
 
 static void test_schedule(void) {
@@ -507,6 +641,8 @@ int main(void) {
     test_loss(ops);
     test_adamw(ops);
     test_clip(ops);
+    test_adamw_skips_non_finite(ops);
+    test_adamw_runs(ops);
     test_schedule();
     test_philox_known_answers();
     test_dropout_identities(ops);

@@ -11,6 +11,7 @@
 #include <cuda_runtime_api.h>
 
 #include "mnrl/common.h"
+#include "mnrl/ops.h"
 
 // bf16 tensors cross the C boundary as their raw 16-bit patterns: cuda_bf16.h defines
 // __nv_bfloat16 for C++ only, and host C code (safetensors.h) holds bf16 as uint16_t.
@@ -115,19 +116,21 @@ int mnrl_cuda_f32_to_bf16(mnrl_bf16 *dst, const float *src, size_t n, cudaStream
 int mnrl_cuda_bf16_to_f32(float *dst, const mnrl_bf16 *src, size_t n, cudaStream_t stream,
                           MnrlError *err);
 
-// ---- adamw.cu: AdamW on fp32 master weights, global gradient norm and clipping -------------
-// One torch AdamW step over n parameters sharing weight_decay, as ops.h's adamw (the CPU's
-// fp32 results bit for bit); params_act (bf16, may be NULL) receives the rounded copy.
-int mnrl_cuda_adamw(float *params, mnrl_bf16 *params_act, const float *grads, float *m, float *v,
-                    size_t n, double lr, double beta1, double beta2, double eps,
-                    double weight_decay, int step, cudaStream_t stream, MnrlError *err);
-// *norm (host) = the L2 norm of grads (fp32 [n], summed in fp64 by a deterministic
-// two-stage reduction); when max_norm > 0, grads *= max_norm / (norm + 1e-6) if that is
-// below 1 (torch.nn.utils.clip_grad_norm_). Synchronises the stream to return the norm.
-// workspace: mnrl_cuda_clip_grad_norm_workspace_bytes() bytes.
-size_t mnrl_cuda_clip_grad_norm_workspace_bytes(void);
-int mnrl_cuda_clip_grad_norm(float *grads, size_t n, float max_norm, void *workspace, float *norm,
-                             cudaStream_t stream, MnrlError *err);
+// ---- adamw.cu: global gradient norm; clipping, AdamW and zeroing of the gradients ----------
+// *norm (device) = the L2 norm of grads (fp32 [n], squares summed in fp64 by a
+// deterministic two-stage reduction), as ops.h's grad_norm. No sync.
+// workspace: mnrl_cuda_grad_norm_workspace_bytes() bytes.
+size_t mnrl_cuda_grad_norm_workspace_bytes(void);
+int mnrl_cuda_grad_norm(float *norm, const float *grads, size_t n, void *workspace,
+                        cudaStream_t stream, MnrlError *err);
+// ops.h's adamw (the CPU's fp32 results bit for bit): clip by *norm (device, from
+// mnrl_cuda_grad_norm), one torch AdamW step over the parameters the host array runs
+// tiles (checked), every gradient zeroed; a non-finite norm changes nothing but the
+// gradients. params_act (bf16, may be NULL) receives the rounded copy. One launch per 128
+// runs; no sync.
+int mnrl_cuda_adamw(float *params, mnrl_bf16 *params_act, float *grads, float *m, float *v,
+                    const MnrlParamRun *runs, size_t n_runs, const float *norm,
+                    const MnrlAdamwParams *hp, int step, cudaStream_t stream, MnrlError *err);
 
 // ---- attention.cu: self-attention over packed sentences, forward and backward --------------
 // As ops.h's attention_forward/backward (qkv [T, 3C], out [T, C], head h at columns

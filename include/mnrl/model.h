@@ -5,9 +5,9 @@
 // ModelLimits: fp32 master parameters, their compute copy in the backend's act dtype (the
 // same buffer when act is fp32, as on the CPU), fp32 gradients and AdamW moments (one
 // buffer each, the ParamTable layout), one activation arena (every tensor backward needs,
-// packed [T, C] at max_tokens), the pooled output and its gradient, and the workspace
-// (also used by the loss). model_forward, model_backward and model_optimizer_step never
-// allocate (test_model counts ops->alloc calls).
+// packed [T, C] at max_tokens), the pooled output and its gradient, the gradient norm,
+// and the workspace (also used by the loss). model_forward, model_backward and the
+// optimizer step never allocate (test_model counts ops->alloc calls).
 //
 // Dropout (train mode only; eval mode and probability 0 are the identity). Every dropout
 // site has a tensor id; its mask is ops' (seed, stream, element) with
@@ -68,12 +68,6 @@ typedef struct {
     float max_grad_norm;  // <= 0: no clipping
 } AdamWOptions;
 
-// A contiguous run of the parameter buffer whose tensors share the decay flag.
-typedef struct {
-    size_t offset, count;  // floats (padding included; it stays zero)
-    int decay;
-} ParamRun;
-
 typedef struct {
     const MnrlOps *ops;
     ParamTable table;         // names, shapes, offsets, decay flags; table.config
@@ -87,8 +81,8 @@ typedef struct {
     void *params_act;         // compute copy (== params when act is fp32)
     float *grads, *adam_m, *adam_v;
     long adam_step;           // AdamW steps taken (torch's state["step"])
-    ParamRun *runs;           // host: runs of equal decay for ops->adamw
-    size_t n_runs;
+    MnrlParamRun *runs;       // host: runs of tensors of equal decay (padding included; it
+    size_t n_runs;            // stays zero), tiling the buffers, for ops->adamw
 
     // Backend buffers of one step.
     int32_t *ids, *cu_seqlens;  // [max_tokens], [max_seqs + 1]
@@ -103,6 +97,7 @@ typedef struct {
     void *grad_qkv;             // [T, 3C]
     void *grad_ffn;             // [T, I]
     float *pooled, *dpooled;    // fp32 [max_step_seqs, C]
+    float *grad_norm;           // fp32 scalar: the gradient norm of the last optimizer step
     void *workspace;            // ops->workspace_bytes(limits)
     size_t arena_bytes, workspace_bytes;
 
@@ -130,6 +125,10 @@ void model_params_host(const Model *m, float *host);
 // The model's parameter count (padding excluded).
 size_t model_num_params(const Model *m);
 
+// m->grads start zeroed (model_create), every backward adds to them, and the optimizer
+// step zeroes them again: backward passes between two optimizer steps (cached MNRL's
+// chunks, gradient accumulation) accumulate. model_zero_grad discards them instead (a
+// step whose update is skipped before the optimizer, e.g. on a non-finite loss).
 void model_zero_grad(Model *m);
 
 // Encodes the packed batch: rows [first_seq, first_seq + S) of m->pooled (fp32, backend
@@ -145,9 +144,17 @@ int model_forward(Model *m, const PackedBatch *batch, int training, uint64_t see
 // [first_seq, first_seq + S)); parameter gradients are accumulated into m->grads.
 void model_backward(Model *m, const float *dpooled);
 
-// Clips the gradients to opt->max_grad_norm (global L2 norm) and takes one AdamW step at
-// learning rate lr, weight decay on the tensors whose decay flag is set. Returns the
-// pre-clip gradient norm; when it is not finite nothing is updated (adam_step included).
-float model_optimizer_step(Model *m, float lr, const AdamWOptions *opt);
+// Queues one optimizer step, without waiting for the device: the global L2 norm of the
+// gradients into m->grad_norm, then clipping to opt->max_grad_norm and AdamW at learning
+// rate lr (weight decay on the tensors whose decay flag is set), the gradients zeroed.
+// When the norm is not finite the step leaves the weights and moments as they were.
+// Follow it with model_optimizer_finish before the next step.
+void model_optimizer_step(Model *m, float lr, const AdamWOptions *opt);
+
+// Waits for the step model_optimizer_step queued (a sync on CUDA, once per step) and
+// returns its pre-clip gradient norm. A finite norm counts the step (adam_step, the
+// bias-correction step of the next one); after a non-finite one adam_step stays, as the
+// weights and moments did. NaN when the backend failed (mnrl_ops_check says why).
+float model_optimizer_finish(Model *m);
 
 #endif

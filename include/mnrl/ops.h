@@ -5,7 +5,8 @@
 //
 // Conventions of every entry:
 // - Pointers are backend memory (host memory on the CPU, device memory on CUDA), including
-//   token ids and cu_seqlens. Scalars (counts, sizes, hyper-parameters) are host values.
+//   token ids and cu_seqlens. Scalars (counts, sizes, hyper-parameters) are host values,
+//   and so are adamw's run table and hyper-parameter struct.
 // - "act" buffers (`void *`) hold the backend's activation dtype (fp32 on the CPU, bf16 on
 //   CUDA; element size ops->act_bytes). Weights passed to forward ops are the compute copy
 //   of the parameters, also in act dtype (on the CPU it is the fp32 master itself).
@@ -22,7 +23,8 @@
 //   deterministic for a given backend, regardless of thread count on the CPU.
 // - Gradient outputs say whether they are written (=) or accumulated (+=). Parameter
 //   gradients are always accumulated, so gradient accumulation and parameters used twice
-//   need no extra code; the caller zeroes them (ops->zero) at the start of a step.
+//   need no extra code. They start zeroed (ops->alloc), and the optimizer step (adamw)
+//   zeroes them as it reads them: no separate ops->zero per step.
 // - Dropout everywhere is keep_prob plus (seed, stream) of rng.h; element e of a tensor is
 //   kept when mnrl_rng_uniform_at(seed, stream, e) < keep_prob and then scaled by
 //   1/keep_prob, keep_prob in (0, 1]; keep_prob = 1 is the identity (draws no numbers).
@@ -52,6 +54,22 @@ typedef struct {
     int max_candidates;  // N: candidates those rows are scored against
     size_t num_params;   // length of the gradient buffer
 } MnrlOpsLimits;
+
+// Consecutive parameters [offset, offset + count) (floats) that share AdamW's weight-decay
+// flag (ops->adamw).
+typedef struct {
+    size_t offset, count;
+    int decay;
+} MnrlParamRun;
+
+// Hyper-parameters of ops->adamw. They are double, as torch's are (Python floats): the
+// fp32 update uses each derived scalar (1-β1, 1-β2, 1-lr·wd, lr/(1-β1^step), ...) rounded
+// once from double, so 1-β2 is exactly 0.001f; max_norm is rounded to fp32, the dtype in
+// which torch's clip computes its coefficient.
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay;
+    double max_norm;  // global gradient-norm clip; <= 0: none
+} MnrlAdamwParams;
 
 typedef struct MnrlOps {
     const char *name;  // "cpu-fp32", "cuda-bf16", ...
@@ -187,21 +205,30 @@ typedef struct MnrlOps {
                       void *workspace);
 
     // ---- optimizer ----------------------------------------------------------------------
-    // One torch.optim.AdamW step (1-based step) over n parameters that share weight_decay
-    // (call once per run of parameters with the same decay: 0 for biases and LayerNorm):
+    // One step is grad_norm then adamw, the norm passing between them in backend memory,
+    // so that a CUDA step is queued without waiting for the device; the caller reads the
+    // norm (ops->download) once the step is queued.
+    //
+    // *norm (fp32 scalar, backend memory) = the global L2 norm of grads (fp32 [n]), the
+    // squares summed in fp64 in an order that depends on n alone (not on thread counts).
+    void (*grad_norm)(float *norm, const float *grads, size_t n, void *workspace);
+    // torch.nn.utils.clip_grad_norm_(max_norm) and then one torch.optim.AdamW step (1-based
+    // step) over all parameters, in one pass. runs (host array) tile the buffers in order:
+    // runs[0].offset = 0 and every run starts where the one before ends; a run's weight
+    // decay is hp->weight_decay when its flag is set, else 0 (biases and LayerNorm). Per
+    // element, with coef = max_norm / (*norm + 1e-6) in fp32 and g = fp32(grad · coef) when
+    // max_norm > 0 and coef < 1 (what an in-place clip writes), else g = grad:
     //   p -= lr·wd·p;  m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²;
     //   p -= (lr / (1-β1^step)) · m / (sqrt(v) / sqrt(1-β2^step) + eps).
-    // params, m, v fp32 (updated); grads fp32. params_act (act dtype, may be NULL) receives
-    // the updated compute copy when it is a separate buffer (bf16 backends). The
-    // hyper-parameters are double, as torch's are: the fp32 update uses each derived scalar
-    // (1-β1, 1-β2, lr·wd, ...) rounded once from double, so 1-β2 is exactly 0.001f.
-    void (*adamw)(float *params, void *params_act, const float *grads, float *m, float *v,
-                  size_t n, double lr, double beta1, double beta2, double eps,
-                  double weight_decay, int step);
-    // Returns the global L2 norm of grads (fp32 [n], summed in fp64) and, when max_norm > 0,
-    // scales grads by max_norm / (norm + 1e-6) if that is below 1
-    // (torch.nn.utils.clip_grad_norm_). The norm comes back to the host (a sync on CUDA).
-    float (*clip_grad_norm)(float *grads, size_t n, float max_norm, void *workspace);
+    // norm is grad_norm's result for these grads (backend memory). When it is not finite
+    // the step is skipped: params, params_act, m and v stay as they were (no clip can
+    // scale an infinite gradient; torch would make every parameter NaN). Either way every
+    // gradient is zeroed as it is read, so the next backward accumulates into zeros.
+    // params, m, v fp32 (updated); grads fp32 (zeroed); params_act (act dtype, may be
+    // NULL) receives the updated compute copy when it is a separate buffer (bf16 backends).
+    void (*adamw)(float *params, void *params_act, float *grads, float *m, float *v,
+                  const MnrlParamRun *runs, size_t n_runs, const float *norm,
+                  const MnrlAdamwParams *hp, int step);
 
     // ---- errors -------------------------------------------------------------------------
     // The entries above return nothing; a backend whose ops can fail (a CUDA launch or

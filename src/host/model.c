@@ -52,6 +52,7 @@ static void layout_activations(Model *m, Carver *c) {
     m->grad_ffn = carve(c, T * I * act);
     m->pooled = carve(c, (size_t)m->limits.max_step_seqs * C * sizeof(float));
     m->dpooled = carve(c, (size_t)m->limits.max_step_seqs * C * sizeof(float));
+    m->grad_norm = carve(c, sizeof(float));
     m->ids = carve(c, T * sizeof(int32_t));
     m->cu_seqlens = carve(c, ((size_t)m->limits.max_seqs + 1) * sizeof(int32_t));
 }
@@ -65,7 +66,7 @@ static void build_param_runs(Model *m) {
     for (size_t i = 0; i < t->n_tensors; i++) {
         int decay = t->tensors[i].decay;
         if (m->n_runs > 0 && m->runs[m->n_runs - 1].decay == decay) continue;
-        m->runs[m->n_runs++] = (ParamRun){.offset = t->tensors[i].offset, .decay = decay};
+        m->runs[m->n_runs++] = (MnrlParamRun){.offset = t->tensors[i].offset, .decay = decay};
     }
     for (size_t r = 0; r < m->n_runs; r++) {
         size_t end = r + 1 < m->n_runs ? m->runs[r + 1].offset : t->n_floats;
@@ -328,20 +329,21 @@ void model_backward(Model *m, const float *dpooled) {
 
 // ---- optimizer -------------------------------------------------------------------------------
 
-float model_optimizer_step(Model *m, float lr, const AdamWOptions *opt) {
+void model_optimizer_step(Model *m, float lr, const AdamWOptions *opt) {
     const MnrlOps *o = m->ops;
-    float norm = o->clip_grad_norm(m->grads, m->table.n_floats, opt->max_grad_norm, m->workspace);
-    // A non-finite gradient would make every parameter NaN (the clip cannot scale it): no
-    // update, so the caller's skipped step leaves the weights and moments as they were.
-    if (!isfinite(norm)) return norm;
-    m->adam_step++;
-    int separate_act = m->params_act != m->params;
-    for (size_t r = 0; r < m->n_runs; r++) {
-        const ParamRun *run = &m->runs[r];
-        void *act = separate_act ? (char *)m->params_act + run->offset * o->act_bytes : NULL;
-        o->adamw(m->params + run->offset, act, m->grads + run->offset, m->adam_m + run->offset,
-                 m->adam_v + run->offset, run->count, lr, opt->beta1, opt->beta2, opt->eps,
-                 run->decay ? opt->weight_decay : 0.0f, (int)m->adam_step);
-    }
+    MnrlAdamwParams hp = {.lr = lr, .beta1 = opt->beta1, .beta2 = opt->beta2, .eps = opt->eps,
+                          .weight_decay = opt->weight_decay, .max_norm = opt->max_grad_norm};
+    void *act = m->params_act != m->params ? m->params_act : NULL;
+    o->grad_norm(m->grad_norm, m->grads, m->table.n_floats, m->workspace);
+    // The step number assumes this step counts; adamw skips it on a non-finite norm, and
+    // model_optimizer_finish counts it only after reading a finite one.
+    o->adamw(m->params, act, m->grads, m->adam_m, m->adam_v, m->runs, m->n_runs, m->grad_norm, &hp,
+             (int)m->adam_step + 1);
+}
+
+float model_optimizer_finish(Model *m) {
+    float norm = NAN;  // stays NaN when a failed backend skips the download
+    m->ops->download(&norm, m->grad_norm, sizeof norm);
+    if (isfinite(norm)) m->adam_step++;
     return norm;
 }

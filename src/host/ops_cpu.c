@@ -283,8 +283,8 @@ static const MnrlOps cpu_ops = {
     .mean_pool_forward = cpu_mean_pool_forward,
     .mean_pool_backward = cpu_mean_pool_backward,
     .mnrl_loss = ops_cpu_mnrl_loss,
+    .grad_norm = ops_cpu_grad_norm,
     .adamw = ops_cpu_adamw,
-    .clip_grad_norm = ops_cpu_clip_grad_norm,
     .last_error = NULL,  // the CPU ops cannot fail
 };
 

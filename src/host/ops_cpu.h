@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mnrl/ops.h"
+
 
 // The hot loops are also compiled for AVX-512 and AVX2 machines and picked when the
 // program loads (GCC function multiversioning; the build's baseline is SSE2). Every
@@ -63,9 +65,9 @@ size_t ops_cpu_mnrl_loss_bytes(int b, int N, int H);
 void ops_cpu_mnrl_loss(float *loss, float *dA, float *dCd, const float *A, const float *Cd,
                        int b, int N, int H, float scale, int label_offset, int global_batch,
                        void *workspace);
-void ops_cpu_adamw(float *params, void *params_act, const float *grads, float *m, float *v,
-                   size_t n, double lr, double beta1, double beta2, double eps,
-                   double weight_decay, int step);
-float ops_cpu_clip_grad_norm(float *grads, size_t n, float max_norm, void *workspace);
+void ops_cpu_grad_norm(float *norm, const float *grads, size_t n, void *workspace);
+void ops_cpu_adamw(float *params, void *params_act, float *grads, float *m, float *v,
+                   const MnrlParamRun *runs, size_t n_runs, const float *norm,
+                   const MnrlAdamwParams *hp, int step);
 
 #endif

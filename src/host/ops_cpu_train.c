@@ -1,5 +1,5 @@
-// ops_cpu_train.c — CPU backend (see ops_cpu.c): the MNRL loss, AdamW and global
-// gradient-norm clipping, all fp32 with fp64 reductions.
+// ops_cpu_train.c — CPU backend (see ops_cpu.c): the MNRL loss, the global gradient norm
+// and the clipped AdamW step, all fp32 with fp64 reductions.
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -110,35 +110,11 @@ void ops_cpu_mnrl_loss(float *loss, float *dA, float *dCd, const float *A, const
 
 // ---- optimizer --------------------------------------------------------------------------
 
-// torch's _single_tensor_adamw, operation for operation: the hyper-parameters arrive in
-// double (Python floats) and every scalar the fp32 update uses is rounded once from its
-// double value, as torch does (so 1 - beta2 is 0.001f, not 1 - 0.999f); the first moment
-// is a lerp; the bias corrections are folded into the step size and the denominator.
-// One pass over the four buffers: the step is memory-bound. (The loop stays scalar: a
-// vectorised sqrtf needs -fno-math-errno, which GCC honours only on the command line.)
-void ops_cpu_adamw(float *params, void *params_act, const float *grads, float *m, float *v,
-                   size_t n, double lr, double beta1, double beta2, double eps,
-                   double weight_decay, int step) {
-    float decay = (float)(1.0 - lr * weight_decay);
-    float m_weight = (float)(1.0 - beta1), b2 = (float)beta2, v_weight = (float)(1.0 - beta2);
-    float step_size = (float)(lr / (1.0 - pow(beta1, step)));
-    float bc2_sqrt = (float)sqrt(1.0 - pow(beta2, step)), epsf = (float)eps;
-#pragma omp parallel for schedule(static) if (n >= OPS_CPU_PARALLEL_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float g = grads[i];
-        float p = params[i] * decay;
-        m[i] += m_weight * (g - m[i]);
-        v[i] = v[i] * b2 + v_weight * g * g;
-        params[i] = p - step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + epsf);
-    }
-    if (params_act && params_act != (void *)params) memcpy(params_act, params, n * sizeof(float));
-}
-
 // Fixed chunks summed in fp64 and combined in chunk order: the same norm for any
 // thread count.
 enum { NORM_CHUNKS = 64 };
 
-float ops_cpu_clip_grad_norm(float *grads, size_t n, float max_norm, void *workspace) {
+void ops_cpu_grad_norm(float *norm, const float *grads, size_t n, void *workspace) {
     (void)workspace;
     double partial[NORM_CHUNKS] = {0};
     size_t chunk = (n + NORM_CHUNKS - 1) / NORM_CHUNKS;
@@ -152,11 +128,86 @@ float ops_cpu_clip_grad_norm(float *grads, size_t n, float max_norm, void *works
     }
     double total = 0.0;
     for (int k = 0; k < NORM_CHUNKS; k++) total += partial[k];
-    float norm = (float)sqrt(total);
-    float coef = max_norm / (norm + 1e-6f);
-    if (max_norm > 0.0f && coef < 1.0f) {
-#pragma omp parallel for simd schedule(static) if (n >= OPS_CPU_PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++) grads[i] *= coef;
+    *norm = (float)sqrt(total);
+}
+
+// The fp32 scalars of one AdamW step, each rounded once from its double value as torch
+// does (so 1 - beta2 is 0.001f, not 1 - 0.999f). The bias corrections are folded into the
+// step size and the denominator; clip multiplies every gradient (1 when not clipping).
+typedef struct {
+    float decay, m_weight, beta2, v_weight, step_size, bc2_sqrt, eps, clip;
+} AdamwScalars;
+
+// torch.nn.utils.clip_grad_norm_'s coefficient in fp32, applied only below 1. (g·1 is g,
+// so one loop serves clipped and unclipped steps alike.)
+static float clip_scale(float norm, double max_norm) {
+    float max_f = (float)max_norm, coef = max_f / (norm + 1e-6f);
+    return max_f > 0.0f && coef < 1.0f ? coef : 1.0f;
+}
+
+static AdamwScalars adamw_scalars(const MnrlAdamwParams *hp, int step, float norm) {
+    return (AdamwScalars){.decay = (float)(1.0 - hp->lr * hp->weight_decay),
+                          .m_weight = (float)(1.0 - hp->beta1), .beta2 = (float)hp->beta2,
+                          .v_weight = (float)(1.0 - hp->beta2),
+                          .step_size = (float)(hp->lr / (1.0 - pow(hp->beta1, step))),
+                          .bc2_sqrt = (float)sqrt(1.0 - pow(hp->beta2, step)),
+                          .eps = (float)hp->eps, .clip = clip_scale(norm, hp->max_norm)};
+}
+
+// torch's _single_tensor_adamw on n elements of one run, operation for operation, on the
+// clipped gradient; each gradient is zeroed once read. decay is the run's 1 - lr·wd (1
+// when it does not decay: (float)(1 - lr·0) is 1). The step is memory-bound, so this is
+// the one pass over the four buffers; it vectorises because this file is compiled with
+// -fno-math-errno (CMakeLists.txt), without which GCC keeps sqrtf scalar.
+OPS_CPU_CLONES static void adamw_span(float *params, float *grads, float *m, float *v, size_t n,
+                                      float decay, AdamwScalars s) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float g = grads[i] * s.clip;
+        grads[i] = 0.0f;
+        float p = params[i] * decay;
+        m[i] += s.m_weight * (g - m[i]);
+        v[i] = v[i] * s.beta2 + s.v_weight * g * g;
+        params[i] = p - s.step_size * m[i] / (sqrtf(v[i]) / s.bc2_sqrt + s.eps);
     }
-    return norm;
+}
+
+// The threads share the buffers in chunks of this many floats (static schedule: each
+// thread one contiguous half on two threads); a chunk covers the parts of the runs it
+// overlaps.
+enum { ADAMW_CHUNK = 16384 };
+
+// The run holding element e: the last one starting at or before it (runs tile the buffer
+// in order).
+static size_t run_at(const MnrlParamRun *runs, size_t n_runs, size_t e) {
+    size_t lo = 0, hi = n_runs;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (runs[mid].offset <= e) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+void ops_cpu_adamw(float *params, void *params_act, float *grads, float *m, float *v,
+                   const MnrlParamRun *runs, size_t n_runs, const float *norm,
+                   const MnrlAdamwParams *hp, int step) {
+    size_t n = n_runs > 0 ? runs[n_runs - 1].offset + runs[n_runs - 1].count : 0;
+    if (!isfinite(*norm)) {  // a skipped step: the gradients are cleared all the same
+        memset(grads, 0, n * sizeof *grads);
+        return;
+    }
+    AdamwScalars s = adamw_scalars(hp, step, *norm);
+    size_t chunks = (n + ADAMW_CHUNK - 1) / ADAMW_CHUNK;
+#pragma omp parallel for schedule(static) if (n >= OPS_CPU_PARALLEL_MIN)
+    for (size_t k = 0; k < chunks; k++) {
+        size_t begin = k * ADAMW_CHUNK, end = n - begin < ADAMW_CHUNK ? n : begin + ADAMW_CHUNK;
+        for (size_t r = run_at(runs, n_runs, begin); r < n_runs && runs[r].offset < end; r++) {
+            size_t lo = runs[r].offset > begin ? runs[r].offset : begin;
+            size_t hi = runs[r].offset + runs[r].count < end ? runs[r].offset + runs[r].count : end;
+            if (lo < hi)
+                adamw_span(params + lo, grads + lo, m + lo, v + lo, hi - lo, runs[r].decay ? s.decay : 1.0f, s);
+        }
+    }
+    if (params_act && params_act != (void *)params) memcpy(params_act, params, n * sizeof(float));
 }

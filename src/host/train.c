@@ -719,7 +719,6 @@ static int train_step(Trainer *tr, const uint32_t *rows, size_t n_rows, double *
                       MnrlError *err) {
     Model *m = &tr->model;
     if (batch_pack_rows(&tr->batch, &tr->cache, rows, n_rows, err) != 0) return -1;
-    model_zero_grad(m);
     // The backward pass is queued before the loss is read: reading waits for the device,
     // which would otherwise idle while the host queues the backward's launches. A
     // non-finite loss then costs a wasted backward pass, and skips the update as before.
@@ -730,11 +729,15 @@ static int train_step(Trainer *tr, const uint32_t *rows, size_t n_rows, double *
     *loss_out = loss;
     *norm_out = NAN;
     if (mnrl_ops_check(m->ops, err) != 0) return -1;  // a failed kernel, not a bad batch
-    if (!isfinite(loss)) return 0;
+    if (!isfinite(loss)) {
+        model_zero_grad(m);  // no optimizer step to clear them for the next step
+        return 0;
+    }
     if (sum_gradients(tr, err) != 0) return -1;
     float lr = mnrl_lr_warmup_linear((long)tr->step, (long)tr->warmup_steps, (long)tr->total_steps,
                                      (float)tr->cfg->train.lr);
-    *norm_out = model_optimizer_step(m, lr, &tr->adam);
+    model_optimizer_step(m, lr, &tr->adam);  // queued; it leaves the gradients zeroed
+    *norm_out = model_optimizer_finish(m);
     return mnrl_ops_check(m->ops, err);
 }
 

@@ -1,21 +1,30 @@
-// adamw.cu — the AdamW step on fp32 master weights (writing the bf16 compute copy) and the
-// global gradient norm with clipping.
-// CPU ops it must match: ops_cpu()->adamw and ops_cpu()->clip_grad_norm (ops.h), which
-// follow torch.optim.AdamW and torch.nn.utils.clip_grad_norm_.
+// adamw.cu — the global gradient norm and the optimizer step: clipping, AdamW on the fp32
+// master weights (writing the bf16 compute copy) and zeroing of the gradients, fused.
+// CPU ops it must match: ops_cpu()->grad_norm and ops_cpu()->adamw (ops.h), which follow
+// torch.nn.utils.clip_grad_norm_ and torch.optim.AdamW.
 //
-// AdamW: a kernel_util elementwise body, 4 elements per thread in 16-byte accesses (the
-// bf16 copy in 8-byte ones) when the run's pointers allow; the CPU's operations in the
-// CPU's order on the same fp32 scalars (each rounded once from double on the host, as
-// torch does). The products go through __fmul_rn, which nvcc never contracts into a fused
-// multiply-add, so every operation rounds as on the CPU and the fp32 results are the CPU's
-// bit for bit. The clipping scale is an elementwise body too.
+// Nothing here waits for the device: the norm stays in device memory, where the AdamW
+// kernel reads it, so a step is three launches queued back to back.
 //
 // Gradient norm: a deterministic two-stage reduction in fp64 (each g² is exact in fp64,
 // as on the CPU): kNormBlocks blocks of kNormThreads threads sum a fixed grid-stride share
 // of the elements (float4 reads when aligned, in element order within each) and reduce it
 // in a fixed tree to one partial; one block then reduces the kNormBlocks partials the same
-// way and writes the fp32 norm. The norm comes back to the
-// host (a stream sync, as ops.h says), which decides whether to launch the scaling.
+// way and writes the fp32 norm.
+//
+// AdamW: one kernel_util elementwise launch over every parameter, 4 elements per thread
+// in 16-byte accesses (the bf16 copy in 8-byte ones) when the pointers allow. The weight
+// decay differs between runs of parameters (ops.h): the run table travels in the kernel
+// arguments (kMaxRuns runs, about 1 KB; a longer table takes one launch per kMaxRuns
+// runs), and each thread finds its elements' run by a binary search over it. That costs
+// 7 compares against constant-bank reads that all lanes of a warp share (a warp's 128
+// consecutive elements nearly always lie in one run), next to 34 bytes of memory traffic
+// per element: noise in a memory-bound kernel. Every thread reads the norm (one cached
+// word) and derives the clip coefficient itself, as the CPU does, in fp32.
+// The CPU's operations run in the CPU's order on the same fp32 scalars (each rounded once
+// from double on the host, as torch does). The products go through __fmul_rn, which nvcc
+// never contracts into a fused multiply-add, so every operation rounds as on the CPU and
+// the fp32 results are the CPU's bit for bit.
 #include <cuda_bf16.h>
 #include <math.h>
 
@@ -28,51 +37,75 @@ namespace {
 const int kNormThreads = 256;
 const int kNormBlocks = kNormThreads;  // the final block reduces one partial per thread
 
+// The fp32 scalars of a step, as ops_cpu_adamw's (which holds the clip coefficient where
+// this holds max_norm: here each thread derives it from the norm in device memory).
 typedef struct {
-    float decay, m_weight, beta2, v_weight, step_size, bc2_sqrt, eps;
+    float decay, m_weight, beta2, v_weight, step_size, bc2_sqrt, eps, max_norm;
 } AdamwScalars;
+
+const int kMaxRuns = 128;  // runs per launch: the table fills about 1 KB of kernel arguments
+
+// The runs of one launch, relative to its first element: run r is [start[r], start[r + 1]).
+struct RunTable {
+    size_t start[kMaxRuns + 1];
+    uint32_t decays[kMaxRuns / 32];  // bit r % 32 of word r / 32: run r decays
+    int n;
+};
 
 struct Adamw {
     static constexpr int kWidth = 4;
     float *params;
     __nv_bfloat16 *params_act;  // NULL: no separate compute copy
-    const float *grads;
-    float *m, *v;
+    float *grads, *m, *v;
+    const float *norm;
     AdamwScalars s;
+    RunTable runs;
     bool aligned() const {
         return aligned16(params, grads, m, v) && (uintptr_t)params_act % sizeof(Pack<__nv_bfloat16, 4>) == 0;
     }
+    // The run holding element e: the last one starting at or before it.
+    __device__ int run_of(size_t e) const {
+        int lo = 0, hi = runs.n;
+        while (hi - lo > 1) {
+            const int mid = (lo + hi) / 2;
+            if (runs.start[mid] <= e) lo = mid;
+            else hi = mid;
+        }
+        return lo;
+    }
+    // torch's clip coefficient max_norm / (norm + 1e-6) in fp32 where it is below 1, else 1
+    // (g·1 is g): ops_cpu's clip_scale.
+    __device__ float clip_scale(float total) const {
+        const float coef = s.max_norm / (total + 1e-6f);
+        return s.max_norm > 0.0f && coef < 1.0f ? coef : 1.0f;
+    }
     template <int W>
     __device__ void run(size_t e) const {
-        float p[W], g[W], mi[W], vi[W];
-        load_f32(p, params + e);
+        float g[W];
+        const float zeros[W] = {};
         load_f32(g, grads + e);
+        store_f32(grads + e, zeros);
+        const float total = *norm;
+        if (!isfinite(total)) return;  // a skipped step: only the gradients are cleared
+        const float clip = clip_scale(total);
+        float p[W], mi[W], vi[W];
+        load_f32(p, params + e);
         load_f32(mi, m + e);
         load_f32(vi, v + e);
+        int r = run_of(e);
         for (int k = 0; k < W; k++) {
-            const float decayed = __fmul_rn(p[k], s.decay);
-            mi[k] = mi[k] + __fmul_rn(s.m_weight, g[k] - mi[k]);
-            vi[k] = __fmul_rn(vi[k], s.beta2) + __fmul_rn(__fmul_rn(s.v_weight, g[k]), g[k]);
+            while (e + k >= runs.start[r + 1]) r++;
+            const float decay = runs.decays[r / 32] >> (r % 32) & 1u ? s.decay : 1.0f;  // (float)(1 - lr·0)
+            const float gk = __fmul_rn(g[k], clip);
+            const float decayed = __fmul_rn(p[k], decay);
+            mi[k] = mi[k] + __fmul_rn(s.m_weight, gk - mi[k]);
+            vi[k] = __fmul_rn(vi[k], s.beta2) + __fmul_rn(__fmul_rn(s.v_weight, gk), gk);
             p[k] = decayed - __fmul_rn(s.step_size, mi[k]) / (sqrtf(vi[k]) / s.bc2_sqrt + s.eps);
         }
         store_f32(m + e, mi);
         store_f32(v + e, vi);
         store_f32(params + e, p);
         if (params_act) store_f32(params_act + e, p);
-    }
-};
-
-struct Scale {
-    static constexpr int kWidth = 4;
-    float *x;
-    float coef;
-    bool aligned() const { return aligned16(x); }
-    template <int W>
-    __device__ void run(size_t e) const {
-        float y[W];
-        load_f32(y, x + e);
-        for (int k = 0; k < W; k++) y[k] *= coef;
-        store_f32(x + e, y);
     }
 };
 
@@ -113,43 +146,70 @@ __global__ void __launch_bounds__(kNormThreads) finish_norm_kernel(float *norm, 
 
 }  // namespace
 
-extern "C" int mnrl_cuda_adamw(float *params, mnrl_bf16 *params_act, const float *grads, float *m, float *v,
-                               size_t n, double lr, double beta1, double beta2, double eps, double weight_decay,
-                               int step, cudaStream_t stream, MnrlError *err) {
-    if (step < 1)
-        return mnrl_fail(err, "%s:%d: adamw: step %d, but steps count from 1; this is a bug in the caller",
-                         __FILE__, __LINE__, step);
-    if (n == 0) return 0;
-    AdamwScalars s;  // derived in double and rounded once, exactly as ops_cpu_adamw
-    s.decay = (float)(1.0 - lr * weight_decay);
-    s.m_weight = (float)(1.0 - beta1);
-    s.beta2 = (float)beta2;
-    s.v_weight = (float)(1.0 - beta2);
-    s.step_size = (float)(lr / (1.0 - pow(beta1, step)));
-    s.bc2_sqrt = (float)sqrt(1.0 - pow(beta2, step));
-    s.eps = (float)eps;
-    return launch_elementwise(Adamw{params, params_act, grads, m, v, s}, n, stream, err);
-}
+extern "C" size_t mnrl_cuda_grad_norm_workspace_bytes(void) { return kNormBlocks * sizeof(double); }
 
-extern "C" size_t mnrl_cuda_clip_grad_norm_workspace_bytes(void) {
-    return kNormBlocks * sizeof(double) + 16;
-}
-
-extern "C" int mnrl_cuda_clip_grad_norm(float *grads, size_t n, float max_norm, void *workspace, float *norm,
-                                        cudaStream_t stream, MnrlError *err) {
-    *norm = 0.0f;
-    if (n == 0) return 0;
+extern "C" int mnrl_cuda_grad_norm(float *norm, const float *grads, size_t n, void *workspace,
+                                   cudaStream_t stream, MnrlError *err) {
+    if (n == 0) {
+        CUDA_CHECK(cudaMemsetAsync(norm, 0, sizeof *norm, stream), err);
+        return 0;
+    }
     double *partials = (double *)workspace;
-    float *dev_norm = (float *)(partials + kNormBlocks);
     if (aligned16(grads))
         CUDA_LAUNCH(kNormBlocks, kNormThreads, 0, stream, sum_squares_kernel<4>)(partials, grads, n);
     else
         CUDA_LAUNCH(kNormBlocks, kNormThreads, 0, stream, sum_squares_kernel<1>)(partials, grads, n);
     CUDA_CHECK(cudaGetLastError(), err);
-    CUDA_LAUNCH(1, kNormThreads, 0, stream, finish_norm_kernel)(dev_norm, partials);
+    CUDA_LAUNCH(1, kNormThreads, 0, stream, finish_norm_kernel)(norm, partials);
     CUDA_CHECK(cudaGetLastError(), err);
-    CUDA_CHECK(cudaMemcpyAsync(norm, dev_norm, sizeof(float), cudaMemcpyDeviceToHost, stream), err);
-    CUDA_CHECK(cudaStreamSynchronize(stream), err);
-    const float coef = max_norm / (*norm + 1e-6f);  // as torch and ops_cpu: no clip when >= 1
-    return max_norm > 0.0f && coef < 1.0f ? launch_elementwise(Scale{grads, coef}, n, stream, err) : 0;
+    return 0;
+}
+
+// Fills the table of runs [first, first + count) of a launch that starts at element base.
+static RunTable run_table(const MnrlParamRun *runs, size_t first, int count, size_t base) {
+    RunTable t = {};
+    t.n = count;
+    for (int r = 0; r < count; r++) {
+        t.start[r] = runs[first + r].offset - base;
+        if (runs[first + r].decay) t.decays[r / 32] |= 1u << (r % 32);
+    }
+    t.start[count] = runs[first + count - 1].offset + runs[first + count - 1].count - base;
+    return t;
+}
+
+extern "C" int mnrl_cuda_adamw(float *params, mnrl_bf16 *params_act, float *grads, float *m, float *v,
+                               const MnrlParamRun *runs, size_t n_runs, const float *norm,
+                               const MnrlAdamwParams *hp, int step, cudaStream_t stream, MnrlError *err) {
+    if (step < 1)
+        return mnrl_fail(err, "%s:%d: adamw: step %d, but steps count from 1; this is a bug in the caller",
+                         __FILE__, __LINE__, step);
+    for (size_t r = 0; r < n_runs; r++) {
+        const size_t want = r == 0 ? 0 : runs[r - 1].offset + runs[r - 1].count;
+        if (runs[r].offset != want)
+            return mnrl_fail(err, "%s:%d: adamw: run %zu starts at %zu, not at %zu: the runs must tile the "
+                                  "parameters in order; this is a bug in the caller", __FILE__, __LINE__, r,
+                             runs[r].offset, want);
+    }
+    Adamw body;  // the scalars derived in double and rounded once, exactly as ops_cpu_adamw
+    body.s.decay = (float)(1.0 - hp->lr * hp->weight_decay);
+    body.s.m_weight = (float)(1.0 - hp->beta1);
+    body.s.beta2 = (float)hp->beta2;
+    body.s.v_weight = (float)(1.0 - hp->beta2);
+    body.s.step_size = (float)(hp->lr / (1.0 - pow(hp->beta1, step)));
+    body.s.bc2_sqrt = (float)sqrt(1.0 - pow(hp->beta2, step));
+    body.s.eps = (float)hp->eps;
+    body.s.max_norm = (float)hp->max_norm;
+    body.norm = norm;
+    for (size_t first = 0; first < n_runs; first += kMaxRuns) {
+        const int count = n_runs - first < (size_t)kMaxRuns ? (int)(n_runs - first) : kMaxRuns;
+        const size_t base = runs[first].offset;
+        body.runs = run_table(runs, first, count, base);
+        body.params = params + base;
+        body.params_act = params_act ? params_act + base : NULL;
+        body.grads = grads + base;
+        body.m = m + base;
+        body.v = v + base;
+        if (launch_elementwise(body, body.runs.start[count], stream, err) != 0) return -1;
+    }
+    return 0;
 }

@@ -206,11 +206,10 @@ static void mean_pool_backward(void *dinp, const float *dout, const int32_t *cu_
 
 // The bf16 table writes the compute copy; the fp32 one has none (model.c passes NULL).
 template <class A>
-static void adamw(float *params, void *params_act, const float *grads, float *m, float *v, size_t n, double lr,
-                  double beta1, double beta2, double eps, double weight_decay, int step) {
+static void adamw(float *params, void *params_act, float *grads, float *m, float *v, const MnrlParamRun *runs,
+                  size_t n_runs, const float *norm, const MnrlAdamwParams *hp, int step) {
     mnrl_bf16 *act = sizeof(A) == sizeof(mnrl_bf16) ? (mnrl_bf16 *)params_act : NULL;
-    RUN(mnrl_cuda_adamw(params, act, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step, stream,
-                        &first_error));
+    RUN(mnrl_cuda_adamw(params, act, grads, m, v, runs, n_runs, norm, hp, step, stream, &first_error));
 }
 
 // ---- the dtype-independent ops ----------------------------------------------------------------
@@ -220,11 +219,8 @@ static void mnrl_loss(float *loss, float *dA, float *dCd, const float *A, const 
                             &first_error));
 }
 
-// NaN after a failure, so that a caller which checks the norm before last_error stops too.
-static float clip_grad_norm(float *grads, size_t n, float max_norm, void *workspace) {
-    float norm = NAN;
-    RUN(mnrl_cuda_clip_grad_norm(grads, n, max_norm, workspace, &norm, stream, &first_error));
-    return failed ? NAN : norm;
+static void grad_norm(float *norm, const float *grads, size_t n, void *workspace) {
+    RUN(mnrl_cuda_grad_norm(norm, grads, n, workspace, stream, &first_error));
 }
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -232,7 +228,7 @@ static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 // The largest workspace any one kernel of the step asks for (ops share one buffer).
 static size_t workspace_bytes(const MnrlOpsLimits *l) {
     int widest_out = l->channels * 3 > l->ffn ? l->channels * 3 : l->ffn;  // OC of the linear layers
-    size_t bytes = mnrl_cuda_clip_grad_norm_workspace_bytes();
+    size_t bytes = mnrl_cuda_grad_norm_workspace_bytes();
     bytes = max_size(bytes, mnrl_cuda_embedding_backward_workspace_bytes(l->max_tokens, l->channels));
     bytes = max_size(bytes, mnrl_cuda_layernorm_backward_workspace_bytes(l->channels));
     bytes = max_size(bytes, mnrl_cuda_attention_backward_workspace_bytes(l->max_tokens, l->heads));
@@ -278,8 +274,8 @@ template <class A> static MnrlOps make_table(const char *name) {
     t.mean_pool_forward = mean_pool_forward<A>;
     t.mean_pool_backward = mean_pool_backward<A>;
     t.mnrl_loss = mnrl_loss;
+    t.grad_norm = grad_norm;
     t.adamw = adamw<A>;
-    t.clip_grad_norm = clip_grad_norm;
     t.last_error = cuda_last_error;
     return t;
 }

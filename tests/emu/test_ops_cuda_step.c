@@ -175,6 +175,7 @@ static void side_update(Side *side) {
                                      .max_grad_norm = 1.0f};
     MnrlError err = {{0}};
     model_optimizer_step(&side->model, LR, &opt);
+    CHECK(isfinite(model_optimizer_finish(&side->model)));
     die_on(mnrl_ops_check(side->model.ops, &err), &err);
 }
 

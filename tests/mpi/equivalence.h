@@ -177,8 +177,10 @@ static EqResult eq_trajectory(MnrlDist *d, const Tokenizer *tok, const char *pat
             r.loss_single = ref, r.loss_ranks = loss;
             if (s + 1 == EQ_STEPS) eq_compare_grads(&ranks.m, &single.m, &r);
             model_optimizer_step(&single.m, lr, &opt);
+            model_optimizer_finish(&single.m);
         }
         model_optimizer_step(&ranks.m, lr, &opt);
+        model_optimizer_finish(&ranks.m);
     }
     if (d->rank == 0) eq_close(&single);
     eq_close(&ranks);
