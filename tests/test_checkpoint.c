@@ -16,6 +16,15 @@
 //     good steps intact and none written during the bad ones.
 //   - output.dir already holding checkpoints: refused with the --resume hint; with
 //     output.overwrite the old checkpoints are removed.
+//   - Gradient accumulation (train.grad_accum_steps = 3, a checkpoint every step): 20
+//     batches per epoch make 7 optimizer steps (6 of 3 batches, then the 2 left), 14 in
+//     all, at epochs k/7; batch_order.txt has one line per step with its batches of 8 rows
+//     apart by " | "; state.json counts optimizer steps and the epoch's batches; resumed
+//     from steps 4, 6 (before the short step), 7 (after it, at the epoch's end) and 8 (in
+//     the second epoch), bit-identical as above; another grad_accum_steps is refused. With 2 batches per step,
+//     step 1's loss is the mean of the uninterrupted run's steps 1 and 2 (within 1e-6):
+//     its step 1 runs at lr 0 (warm-up), so step 2 sees the same weights, and the masks of
+//     micro-batch j of step s are those of step 2s + j without accumulation.
 #include <dirent.h>
 #include <jansson.h>
 
@@ -143,36 +152,50 @@ static void check_same_checkpoint(const char *full, const char *out, const char 
 
 // ---- bit-identical resume ------------------------------------------------------------------------
 
-static void check_resume(int64_t from) {
+// Resumes full's run (trained with the settings extra) from its checkpoint of step from
+// into a fresh folder; everything after it must be bit-identical to full's, up to the final
+// checkpoint last.
+static void check_resume_of(const char *full, int64_t from, const char *const *extra, const char *last) {
     char out[64], dir[600], name[64];
-    snprintf(out, sizeof out, "from%lld", (long long)from);
+    snprintf(out, sizeof out, "%s_from%lld", full, (long long)from);
     snprintf(name, sizeof name, "checkpoints/step-%07lld", (long long)from);
-    path_of(dir, sizeof dir, "full", name);
+    path_of(dir, sizeof dir, full, name);
     MnrlError err;
-    CHECK_MSG(train(out, dir, NULL, &err) == 0, "resume from %lld: %s", (long long)from, err.msg);
-    check_same_steps("full", out, from);
-    check_same_file("full", out, "final/model.safetensors");
-    check_same_checkpoint("full", out, "step-0000040");
+    CHECK_MSG(train(out, dir, extra, &err) == 0, "resume from %lld: %s", (long long)from, err.msg);
+    check_same_steps(full, out, from);
+    check_same_file(full, out, "final/model.safetensors");
+    check_same_checkpoint(full, out, last);
 }
 
-static void check_state_file(void) {
-    char path[600], *text;
+static void check_resume(int64_t from) { check_resume_of("full", from, NULL, "step-0000040"); }
+
+// The state.json of out's checkpoint of `step`, parsed (NULL when it cannot be read).
+static json_t *read_state(const char *out, int64_t step) {
+    char rest[128], path[600], *text;
     size_t len;
     MnrlError err;
-    path_of(path, sizeof path, "full", "checkpoints/step-0000025/state.json");
-    CHECK_MSG(mnrl_read_file(path, &text, &len, &err) == 0, "%s", err.msg);
+    snprintf(rest, sizeof rest, "checkpoints/step-%07lld/state.json", (long long)step);
+    path_of(path, sizeof path, out, rest);
+    if (mnrl_read_file(path, &text, &len, &err) != 0) return NULL;
     json_t *s = json_loads(text, 0, NULL);
+    free(text);
+    return s;
+}
+
+static int64_t state_int(const json_t *s, const char *key) { return json_integer_value(json_object_get(s, key)); }
+
+static void check_state_file(void) {
+    json_t *s = read_state("full", 25);
     CHECK(s != NULL);
-    CHECK_EQ_INT(json_integer_value(json_object_get(s, "step")), 25);
-    CHECK_EQ_INT(json_integer_value(json_object_get(s, "epoch")), 1);
-    CHECK_EQ_INT(json_integer_value(json_object_get(s, "epoch_batches")), 5);
-    CHECK_EQ_INT(json_integer_value(json_object_get(s, "epoch_seed")), 43);
-    CHECK_EQ_INT(json_integer_value(json_object_get(s, "adam_step")), 25);
+    CHECK_EQ_INT(state_int(s, "step"), 25);
+    CHECK_EQ_INT(state_int(s, "epoch"), 1);
+    CHECK_EQ_INT(state_int(s, "epoch_batches"), 5);
+    CHECK_EQ_INT(state_int(s, "epoch_seed"), 43);
+    CHECK_EQ_INT(state_int(s, "adam_step"), 25);
     CHECK_EQ_INT(json_integer_value(json_object_get(s, "world_size")), 1);
     CHECK_EQ_INT(json_integer_value(json_object_get(s, "data_rows")), 160);
     CHECK_STR(json_string_value(json_object_get(s, "version")), MNRL_VERSION);
     json_decref(s);
-    free(text);
 }
 
 // ---- refusals ------------------------------------------------------------------------------------
@@ -343,6 +366,81 @@ static void check_overwrite(void) {
     CHECK_STR(names, "step-0000005 step-0000010");
 }
 
+// ---- gradient accumulation -------------------------------------------------------------------------
+
+// Reads out/batch_order.txt: per step line, the batches (" | "-separated) and the rows.
+// Returns the number of step lines (at most cap), -1 when the file cannot be read.
+static int read_batch_order(const char *out, int *batches, int *rows, int cap) {
+    char path[600], *text;
+    size_t len;
+    MnrlError err;
+    path_of(path, sizeof path, out, "batch_order.txt");
+    if (mnrl_read_file(path, &text, &len, &err) != 0) return -1;
+    int n = 0;
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line && n < cap; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '#') continue;
+        batches[n] = 1, rows[n] = 0;
+        for (char *tok_save = NULL, *tok = strtok_r(line, " ", &tok_save); tok; tok = strtok_r(NULL, " ", &tok_save)) {
+            if (strcmp(tok, "|") == 0) batches[n]++;
+            else rows[n]++;
+        }
+        n++;
+    }
+    free(text);
+    return n;
+}
+
+static void check_accumulation(void) {
+    const char *const *accum = SETS("train.grad_accum_steps=3", "checkpoint.every_steps=1");
+    MnrlError err;
+    CHECK_MSG(train("accum", NULL, accum, &err) == 0, "%s", err.msg);
+    StepRecord recs[64];
+    int n = read_steps("accum", recs, 64);
+    CHECK_EQ_INT(n, 14);
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ_INT(recs[i].step, i + 1);
+        CHECK_NEAR(recs[i].epoch, (i + 1) / 7.0, 1e-12);
+        CHECK_MSG(isfinite(recs[i].loss) && isfinite(recs[i].grad_norm), "step %d: loss %g", i + 1, recs[i].loss);
+    }
+    int batches[64], rows[64];
+    CHECK_EQ_INT(read_batch_order("accum", batches, rows, 64), 14);
+    for (int i = 0; i < 14; i++) {
+        int expected = i % 7 == 6 ? 2 : 3;  // 20 batches of 8 rows per epoch
+        CHECK_MSG(batches[i] == expected && rows[i] == 8 * expected, "batch_order step %d: %d batches, %d rows",
+                  i + 1, batches[i], rows[i]);
+    }
+    // The checkpoints of step 6 (18 batches into epoch 1), 7 (all 20), 8 (3 into epoch 2)
+    // and the end.
+    const int64_t at[][3] = {{6, 0, 18}, {7, 0, 20}, {8, 1, 3}, {14, 1, 20}};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        json_t *s = read_state("accum", at[i][0]);
+        CHECK_MSG(s != NULL, "no state.json at step %lld", (long long)at[i][0]);
+        CHECK_EQ_INT(state_int(s, "step"), at[i][0]);
+        CHECK_EQ_INT(state_int(s, "adam_step"), at[i][0]);
+        CHECK_EQ_INT(state_int(s, "epoch"), at[i][1]);
+        CHECK_EQ_INT(state_int(s, "epoch_batches"), at[i][2]);
+        json_decref(s);
+    }
+    const int64_t froms[] = {4, 6, 7, 8};
+    for (size_t i = 0; i < sizeof froms / sizeof froms[0]; i++) {
+        check_resume_of("accum", froms[i], accum, "step-0000014");
+    }
+    char dir[600];
+    path_of(dir, sizeof dir, "accum", "checkpoints/step-0000006");
+    expect_refusal("another accumulation", "r5", dir, SETS("train.grad_accum_steps=2"),
+                   "train.grad_accum_steps is 3 in the checkpoint's config but 2 now", NULL);
+
+    CHECK_MSG(train("accum2", NULL, SETS("train.grad_accum_steps=2", "train.max_steps=1"), &err) == 0, "%s", err.msg);
+    StepRecord full[64], two[1];
+    CHECK_EQ_INT(read_steps("full", full, 64), 40);
+    CHECK_EQ_INT(read_steps("accum2", two, 1), 1);
+    CHECK(full[0].lr == 0 && two[0].lr == 0);
+    double mean = (full[0].loss + full[1].loss) / 2;
+    printf("2 batches per step: step 1 loss %.9g, mean of the steps 1 and 2 without accumulation %.9g\n", two[0].loss,
+           mean);
+    CHECK_MSG(fabs(two[0].loss - mean) <= 1e-6 * mean, "step 1 loss %.9g, expected %.9g", two[0].loss, mean);
+}
+
 int main(void) {
     snprintf(scratch, sizeof scratch, "/tmp/mnrl_test_checkpoint_XXXXXX");
     if (!mkdtemp(scratch)) SKIP("cannot create a temporary folder");
@@ -357,6 +455,7 @@ int main(void) {
     check_full_disk("disk2", "step-0000010/DONE", "step-0000010/DONE", 0);
     check_bad_steps();
     check_overwrite();
+    check_accumulation();
     if (test_failures == 0) mnrl_remove_tree(scratch, &err);
     TEST_END();
 }

@@ -36,9 +36,19 @@
 typedef struct {
     const PackedBatch *batch;  // this rank's texts, packed column-major (batch.h)
     int rows, cols;            // its training rows and texts per row: rows·cols = batch->S
-    uint64_t seed, step;       // dropout masks (model.h)
+    uint64_t seed, step;       // dropout masks (model.h); step: gradcache_micro_step's
     uint32_t rank;
 } StepTexts;
+
+// The dropout step (model.h) of micro-batch `micro` (0-based) of optimizer step `step`
+// (0-based: the steps taken before it) when each optimizer step takes up to accum_steps
+// micro-batches (train.grad_accum_steps): step·accum_steps + micro. Every micro-batch of a
+// run draws its own masks, and with accum_steps 1 the dropout step is the optimizer step,
+// so runs without accumulation keep their masks. A shorter last step of an epoch leaves
+// the indices of its missing micro-batches unused.
+static inline uint64_t gradcache_micro_step(uint64_t step, int accum_steps, int micro) {
+    return step * (uint64_t)accum_steps + (uint64_t)micro;
+}
 
 // Forward (train mode), loss and backward of the step; parameter gradients accumulate into
 // m->grads (the caller zeroes them once per step) and the loss stays in l for

@@ -12,6 +12,10 @@
 //   3. reduce-scatter (sum) the candidates' gradients back to the rank that embedded them,
 //      into dpooled after the anchors' rows;
 //   4. all-reduce (sum) the loss scalar: every rank returns the global batch's loss.
+// Gradient accumulation (train.grad_accum_steps; mnrl_loss_set_micro_batches): an optimizer
+// step of k micro-batches divides each one's loss, and so its gradients, by k as well, as
+// the Hugging Face Trainer divides the loss before backward: the parameter gradients
+// summed over the micro-batches are then their mean, and so are the losses.
 // The caller then runs backward on its own texts and all-reduces the parameter gradients.
 // Every rank must call with the same b and cols (the trainer splits a batch evenly).
 //
@@ -32,6 +36,7 @@ typedef struct {
     const MnrlOps *ops;
     float scale;     // loss.scale (sentence-transformers' default 20)
     float *loss;     // fp32 scalar in backend memory
+    int micro_batches;  // gradient accumulation: the loss is divided by this too (1: none)
     // Data-parallel (mnrl_loss_set_dist with world > 1; else NULL / 0).
     MnrlDist *dist;
     float *all_cd, *all_dcd;  // gathered candidates and their gradients, [max_candidates, H]
@@ -42,6 +47,9 @@ typedef struct {
 int mnrl_loss_init(MnrlLoss *l, const MnrlOps *ops, float scale, MnrlError *err);
 void mnrl_loss_free(MnrlLoss *l);
 
+// The micro-batches of the optimizer step the next losses belong to (>= 1; 1 after init).
+void mnrl_loss_set_micro_batches(MnrlLoss *l, int micro_batches);
+
 // Scores across the ranks of d (borrowed; world 1 changes nothing). max_candidates: the
 // global B·(1+k) of the largest step; H: the embedding width. Allocates the gather buffers
 // in the ops backend's memory, which must be d's collectives' memory.
@@ -49,7 +57,8 @@ int mnrl_loss_set_dist(MnrlLoss *l, MnrlDist *d, int max_candidates, int H, Mnrl
 
 // pooled fp32 [b·cols, H] (backend memory), cols = 2 + negatives per row. Writes
 // dpooled fp32 [b·cols, H] = dL/d(pooled) (NULL: the loss only, e.g. for evaluation)
-// and *loss = the global batch's loss (mean over all ranks' anchors). workspace: the
+// and *loss = the global batch's loss (mean over all ranks' anchors, divided by the
+// micro-batches of mnrl_loss_set_micro_batches). workspace: the
 // model's. Fails when a collective fails or the gathered candidates exceed the capacity.
 // loss NULL leaves the loss in backend memory for mnrl_loss_read: reading it waits for the
 // device, so the trainer reads it after queuing the backward pass, not before.

@@ -17,6 +17,7 @@
 #include "mnrl/log.h"
 #include "mnrl/sampler.h"
 #include "mnrl/tokenizer.h"
+#include "mnrl/train.h"
 
 static void print_prepare_help(void) {
     printf("usage: mnrl_cuda prepare CONFIG.json [--set section.key=value]... [--print-config]\n"
@@ -94,13 +95,17 @@ static int report_epoch(const MnrlConfig *cfg, const DataCache *cache, MnrlError
            "text would compute %s (%.2fx)\n",
            packed, padded, packing.packed ? (double)packing.padded / (double)packing.packed : 0.0);
 
-    uint64_t steps = cfg->train.max_steps > 0 ? (uint64_t)cfg->train.max_steps
-                                              : st->batches * (uint64_t)cfg->train.epochs;
+    int accum = cfg->train.grad_accum_steps;
+    uint64_t steps = cfg->train.max_steps > 0
+                         ? (uint64_t)cfg->train.max_steps
+                         : (uint64_t)train_steps_per_epoch(st->batches, accum) * (uint64_t)cfg->train.epochs;
     uint64_t warmup = cfg->train.warmup_steps >= 0
                           ? (uint64_t)cfg->train.warmup_steps
                           : (uint64_t)ceil(cfg->train.warmup_ratio * (double)steps);
-    printf("schedule  %llu steps (%d epoch%s), %llu warm-up steps, peak lr %g\n",
-           (unsigned long long)steps, cfg->train.epochs, cfg->train.epochs == 1 ? "" : "s",
+    char per_step[64] = "";
+    if (accum > 1) snprintf(per_step, sizeof per_step, ", %d batches per step (accumulated)", accum);
+    printf("schedule  %llu steps (%d epoch%s%s), %llu warm-up steps, peak lr %g\n",
+           (unsigned long long)steps, cfg->train.epochs, cfg->train.epochs == 1 ? "" : "s", per_step,
            (unsigned long long)warmup, cfg->train.lr);
     free(rows);
     sampler_free(&sampler);

@@ -589,13 +589,16 @@ static int check_cross_fields(MnrlConfig *cfg, const KeySources *sources, MnrlEr
 // Advice that is not an error, kept in cfg->warnings for the caller to print.
 static void collect_warnings(MnrlConfig *cfg) {
     if (cfg->train.grad_accum_steps > 1) {
-        char text[512];
+        char text[768];
         snprintf(text, sizeof text,
-                 "train.grad_accum_steps = %d: each update averages %d batches of %d, but every "
-                 "anchor still sees only the %d other rows of its own batch as negatives; for "
-                 "more negatives raise train.batch_size (or use loss.mini_batch_size)",
-                 cfg->train.grad_accum_steps, cfg->train.grad_accum_steps,
-                 cfg->train.batch_size, cfg->train.batch_size - 1);
+                 "train.grad_accum_steps = %d: gradient accumulation does not add in-batch "
+                 "negatives: each optimizer step averages the gradients of %d batches of %d rows, "
+                 "but every anchor is still scored only against the candidates of its own batch "
+                 "(the %d positives and their hard negatives), as with train.batch_size %d alone; "
+                 "for a larger effective batch with more negatives, raise train.batch_size and "
+                 "set loss.mini_batch_size (cached MNRL) so that it fits in memory",
+                 cfg->train.grad_accum_steps, cfg->train.grad_accum_steps, cfg->train.batch_size,
+                 cfg->train.batch_size, cfg->train.batch_size);
         cfg->warnings = mnrl_strdup(text);
     }
 }

@@ -11,6 +11,7 @@ int mnrl_loss_init(MnrlLoss *l, const MnrlOps *ops, float scale, MnrlError *err)
         return mnrl_fail(err, "loss.c: loss.scale must be positive, got %g", scale);
     l->ops = ops;
     l->scale = scale;
+    l->micro_batches = 1;
     return ops->alloc((void **)&l->loss, sizeof(float), err);
 }
 
@@ -20,6 +21,8 @@ void mnrl_loss_free(MnrlLoss *l) {
     if (l->all_dcd) l->ops->release(l->all_dcd);
     memset(l, 0, sizeof *l);
 }
+
+void mnrl_loss_set_micro_batches(MnrlLoss *l, int micro_batches) { l->micro_batches = micro_batches; }
 
 int mnrl_loss_set_dist(MnrlLoss *l, MnrlDist *d, int max_candidates, int H, MnrlError *err) {
     if (d->world == 1) return 0;
@@ -39,7 +42,7 @@ typedef struct {
     float *dcd;
     int n;             // candidates
     int label_offset;  // row of anchor 0's positive among them
-    int global_batch;  // the loss's divisor
+    int global_batch;  // the loss's divisor, before the micro-batches'
     // Across ranks: the gather's layout (dist.h): `blocks` blocks of `count` floats per rank.
     int blocks;
     size_t count;
@@ -79,7 +82,7 @@ int mnrl_loss_step_ranks(MnrlLoss *l, const float *pooled, float *dpooled, int b
     StepCandidates c = own_candidates(pooled, dpooled, b, cols, H);
     if (l->dist && gather_candidates(l, pooled, dpooled, b, cols, H, &c, err) != 0) return -1;
     l->ops->mnrl_loss(l->loss, dpooled, c.dcd, pooled, c.cd, b, c.n, H, l->scale, c.label_offset,
-                      c.global_batch, workspace);
+                      c.global_batch * l->micro_batches, workspace);
     if (l->dist) {
         MnrlDist *d = l->dist;
         // Each candidate's gradient, summed over the ranks that scored it, goes to its owner.

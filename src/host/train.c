@@ -18,6 +18,21 @@
 // steps the same computation as the uninterrupted ones, so on the CPU backend the losses
 // and weights are bit-identical. Rank 0 reads a checkpoint and broadcasts it; rank 0
 // writes one after every rank confirmed that its weights equal rank 0's.
+//
+// Gradient accumulation (train.grad_accum_steps = N; the Hugging Face Trainer's
+// semantics): an optimizer step draws N consecutive batches of the sampler (micro-batches,
+// each a whole MNRL batch: its anchors see only its own candidates, so accumulation adds no
+// negatives; the config check warns), runs each one's forward, loss and backward with its
+// loss divided by the step's micro-batch count (loss.h), so the parameter gradients sum to
+// their mean, then all-reduces, clips and takes one AdamW step. Everything counted in steps
+// (the schedule, max_steps, logging, evaluation, checkpoints, `step` in metrics.jsonl and
+// state.json) counts optimizer steps. An epoch of n batches has ceil(n / N) of them (the
+// sampler keeps short batches, no drop_last): its last step takes the k <= N batches left
+// and averages over those k, as the Trainer does (its current_gradient_accumulation_steps).
+// The logged loss is the mean of the micro-batches' losses; tok/s and seq/s count them all.
+// Micro-batch j of step s draws the dropout masks of gradcache_micro_step(s, N, j), so N = 1
+// trains exactly as without accumulation. Checkpoints and stops fall between optimizer
+// steps only, where the sampler stands after a whole step's batches.
 #include "mnrl/train.h"
 
 #include <math.h>
@@ -48,6 +63,14 @@
 #include "mnrl/ops_cuda.h"
 #endif
 
+// One micro-batch of an optimizer step (one batch of the sampler).
+typedef struct {
+    const uint32_t *global;  // the global batch's rows that all ranks train on
+    size_t n_global;
+    const uint32_t *rows;    // this rank's part of them
+    size_t n_rows;
+} MicroBatch;
+
 typedef struct {
     const MnrlConfig *cfg;
     MnrlDist *dist;          // the ranks (world 1: one process)
@@ -64,7 +87,9 @@ typedef struct {
     PackedBatch batch;
     PackedBatch chunk;       // cached MNRL (loss.mini_batch_size): one chunk's packing
     int cached;              // steps run in chunks (gradcache.h)
-    uint32_t *rows;          // one global batch of row indices
+    int accum;               // train.grad_accum_steps: batches per optimizer step
+    uint32_t *rows;          // accum global batches of row indices
+    MicroBatch *micro;       // the current optimizer step's batches (accum)
     Encoder encoder;
     int have_sts;            // eval.sts_file is set
     StsSet sts_dev, sts_test;
@@ -199,7 +224,18 @@ static int open_data(Trainer *tr, MnrlError *err) {
         return mnrl_fail_context(err, "%s", cfg->data.train);
     }
     tr->opened_sampler = 1;
-    tr->rows = mnrl_malloc((size_t)cfg->train.batch_size * sizeof *tr->rows);
+    // An optimizer step takes batches of one epoch only; more per step than an epoch holds
+    // would only allocate rows that are never drawn.
+    tr->accum = cfg->train.grad_accum_steps;
+    uint64_t batches = sampler_expected_batches(&tr->sampler);
+    if ((uint64_t)tr->accum > batches) {
+        return mnrl_fail(err, "train.grad_accum_steps = %d exceeds the %llu batches of %d rows in an epoch of %s; "
+                              "an optimizer step takes batches of one epoch only: set it to at most %llu",
+                         tr->accum, (unsigned long long)batches, cfg->train.batch_size, cfg->data.train,
+                         (unsigned long long)batches);
+    }
+    tr->rows = mnrl_malloc((size_t)tr->accum * (size_t)cfg->train.batch_size * sizeof *tr->rows);
+    tr->micro = mnrl_calloc((size_t)tr->accum, sizeof *tr->micro);
     return 0;
 }
 
@@ -262,10 +298,10 @@ static int open_sts(Trainer *tr, MnrlError *err) {
 }
 
 // Steps as sentence-transformers counts them: len(dataloader) per epoch (the sampler's
-// __len__), warm-up steps rounded up from the ratio.
+// __len__) over the batches per optimizer step, warm-up steps rounded up from the ratio.
 static void plan_schedule(Trainer *tr) {
     const MnrlTrainConfig *t = &tr->cfg->train;
-    tr->steps_per_epoch = (int64_t)sampler_expected_batches(&tr->sampler);
+    tr->steps_per_epoch = train_steps_per_epoch(sampler_expected_batches(&tr->sampler), tr->accum);
     tr->total_steps = t->max_steps > 0 ? t->max_steps : tr->steps_per_epoch * t->epochs;
     tr->warmup_steps = t->warmup_steps >= 0 ? t->warmup_steps
                                             : (int64_t)ceil(t->warmup_ratio * (double)tr->total_steps);
@@ -302,15 +338,22 @@ static int open_batch_order(Trainer *tr, MnrlError *err) {
     if (tr->continuing && mnrl_file_exists(path)) return reopen_batch_order(tr, path, err);
     tr->batch_order = fopen(path, "w");
     if (!tr->batch_order) return mnrl_fail(err, "%s: cannot create", path);
-    fprintf(tr->batch_order, "# rows of %s (format %s, recipe %s, split %s), seed %lld, batch %d\n",
+    fprintf(tr->batch_order, "# rows of %s (format %s, recipe %s, split %s), seed %lld, batch %d",
             cfg->data.train, data_format_name(cfg->data.format), data_recipe_name(cfg->data.recipe),
             cfg->data.split, (long long)cfg->train.seed, cfg->train.batch_size);
+    if (tr->accum > 1) fprintf(tr->batch_order, ", up to %d batches per step apart by \" | \"", tr->accum);
+    fputc('\n', tr->batch_order);
     if (tr->resumed) fprintf(tr->batch_order, "# resumed at step %lld from %s\n", (long long)tr->step, tr->resume_dir);
     return 0;
 }
 
-static void record_batch(Trainer *tr, size_t n) {
-    for (size_t i = 0; i < n; i++) fprintf(tr->batch_order, i ? " %u" : "%u", tr->rows[i]);
+// One line per optimizer step; its micro-batches (gradient accumulation) apart by " | ".
+static void record_step(Trainer *tr, int micro_batches) {
+    for (int j = 0; j < micro_batches; j++) {
+        const MicroBatch *mb = &tr->micro[j];
+        if (j > 0) fputs(" |", tr->batch_order);
+        for (size_t i = 0; i < mb->n_global; i++) fprintf(tr->batch_order, i || j ? " %u" : "%u", mb->global[i]);
+    }
     fputc('\n', tr->batch_order);
 }
 
@@ -368,14 +411,16 @@ static int check_same_plan(Trainer *tr, MnrlError *err) {
     return 0;
 }
 
-// This rank's part of a global batch of n rows: *b rows from *slice (0: the step is
-// skipped on every rank alike). A full batch gives per_rank rows to each rank; a short one
-// is split evenly (see the top).
-static size_t rank_rows(Trainer *tr, size_t n, const uint32_t **slice) {
-    int world = tr->dist->world;
-    size_t b = n == (size_t)tr->cfg->train.batch_size ? tr->per_rank : n / (size_t)world;
-    tr->rows_left_over += n - b * (size_t)world;
-    return sampler_rank_slice(tr->rows, b * (size_t)world, b, tr->dist->rank, slice);
+// The micro-batch of the n rows of global that the ranks train on: a full batch gives
+// per_rank rows to each rank; a short one is split evenly (see the top). It has no rows
+// (it is skipped on every rank alike) when n is below the number of ranks.
+static MicroBatch rank_rows(Trainer *tr, const uint32_t *global, size_t n) {
+    size_t world = (size_t)tr->dist->world;
+    size_t b = n == (size_t)tr->cfg->train.batch_size ? tr->per_rank : n / world;
+    tr->rows_left_over += n - b * world;
+    MicroBatch mb = {.global = global, .n_global = b * world};
+    mb.n_rows = sampler_rank_slice(global, b * world, b, tr->dist->rank, &mb.rows);
+    return mb;
 }
 
 // Whether any rank has run out of batches: every rank stops together.
@@ -390,12 +435,11 @@ static int sum_gradients(Trainer *tr, MnrlError *err) {
     return d->ops->all_reduce(d, tr->model.grads, tr->model.table.n_floats, err);
 }
 
-// The step's tokens and texts over all ranks, for tok/s and seq/s.
+// The step's tokens and texts (this rank's on entry) over all ranks, for tok/s and seq/s.
 static int step_totals(Trainer *tr, double *tokens, double *texts, MnrlError *err) {
-    *tokens = tr->batch.T, *texts = tr->batch.S;
     MnrlDist *d = tr->dist;
     if (d->world == 1) return 0;
-    float counts[2] = {(float)tr->batch.T, (float)tr->batch.S};
+    float counts[2] = {(float)*tokens, (float)*texts};
     tr->ops->upload(tr->step_counts, counts, sizeof counts);
     if (d->ops->all_reduce(d, tr->step_counts, 2, err) != 0) return -1;
     tr->ops->download(counts, tr->step_counts, sizeof counts);
@@ -651,6 +695,7 @@ static void trainer_close(Trainer *tr) {
     if (tr->opened_batch) batch_free(&tr->batch);
     if (tr->cached) batch_free(&tr->chunk);
     free(tr->rows);
+    free(tr->micro);
     if (tr->opened_sampler) sampler_free(&tr->sampler);
     if (tr->opened_cache) data_cache_close(&tr->cache);
     if (tr->tok) tokenizer_free(tr->tok);
@@ -685,12 +730,13 @@ static int trainer_open(Trainer *tr, const MnrlConfig *cfg, MnrlDist *dist, cons
     if (open_batch_order(tr, err) != 0) return -1;
     char rows[32];
     mnrl_format_count(tr->cache.n_rows, rows, sizeof rows);
-    char cached[96] = "";
+    char cached[96] = "", accum[96] = "";
     if (tr->cached) snprintf(cached, sizeof cached, " (cached in chunks of %d rows)", cfg->loss.mini_batch_size);
-    printf("training %s (%zu parameters) on %s rows of %s, batch %d%s, %lld steps (%lld warm-up), "
+    if (tr->accum > 1) snprintf(accum, sizeof accum, " x %d accumulated (train.grad_accum_steps)", tr->accum);
+    printf("training %s (%zu parameters) on %s rows of %s, batch %d%s%s, %lld steps (%lld warm-up), "
            "backend %s\n",
            cfg->model.path, model_num_params(&tr->model), rows, cfg->data.train, cfg->train.batch_size, cached,
-           (long long)tr->total_steps, (long long)tr->warmup_steps, tr->ops->name);
+           accum, (long long)tr->total_steps, (long long)tr->warmup_steps, tr->ops->name);
     if (cfg->loss.mini_batch_size > 0 && !tr->cached) {
         printf("note: loss.mini_batch_size %d is not below the %zu rows per rank: steps are not cached\n",
                cfg->loss.mini_batch_size, tr->per_rank);
@@ -711,25 +757,41 @@ static int evaluate(Trainer *tr, StsEvaluator *ev, const char *split, double *sp
     return steplog_eval(&tr->log, tr->step, split, scores.spearman, scores.pearson, err);
 }
 
-// One optimizer step on this rank's rows of a global batch. Returns the global batch's
-// loss; *norm the pre-clip gradient norm. A non-finite loss or norm skips the update (the
-// weights stay as they were) and counts as a bad step; the loss and the norm are the same
-// on every rank, so every rank decides alike.
-static int train_step(Trainer *tr, const uint32_t *rows, size_t n_rows, double *loss_out, double *norm_out,
-                      MnrlError *err) {
+// The forward, loss and backward of the step's micro-batches on this rank's rows, the
+// parameter gradients summing to their mean (see the top). *loss: the mean of their global
+// losses; *tokens and *texts: this rank's counts. A micro-batch with a non-finite loss
+// ends the step there.
+static int accumulate_gradients(Trainer *tr, int micro_batches, double *loss, double *tokens, double *texts,
+                                MnrlError *err) {
     Model *m = &tr->model;
-    if (batch_pack_rows(&tr->batch, &tr->cache, rows, n_rows, err) != 0) return -1;
-    // The backward pass is queued before the loss is read: reading waits for the device,
-    // which would otherwise idle while the host queues the backward's launches. A
-    // non-finite loss then costs a wasted backward pass, and skips the update as before.
-    StepTexts texts = {&tr->batch, (int)n_rows, tr->batch.cols, (uint64_t)tr->cfg->train.seed,
-                       (uint64_t)tr->step, (uint32_t)tr->dist->rank};
-    if (gradcache_step(m, &tr->loss, &texts, tr->cached ? &tr->chunk : NULL, err) != 0) return -1;
-    const float loss = mnrl_loss_read(&tr->loss);
-    *loss_out = loss;
+    mnrl_loss_set_micro_batches(&tr->loss, micro_batches);
+    *loss = 0, *tokens = 0, *texts = 0;
+    for (int j = 0; j < micro_batches && isfinite(*loss); j++) {
+        const MicroBatch *mb = &tr->micro[j];
+        if (batch_pack_rows(&tr->batch, &tr->cache, mb->rows, mb->n_rows, err) != 0) return -1;
+        StepTexts step = {&tr->batch, (int)mb->n_rows, tr->batch.cols, (uint64_t)tr->cfg->train.seed,
+                          gradcache_micro_step((uint64_t)tr->step, tr->accum, j), (uint32_t)tr->dist->rank};
+        if (gradcache_step(m, &tr->loss, &step, tr->cached ? &tr->chunk : NULL, err) != 0) return -1;
+        // The backward pass is queued before the loss is read: reading waits for the device,
+        // which would otherwise idle while the host queues the backward's launches. A
+        // non-finite loss then costs a wasted backward pass, and skips the update as before.
+        *loss += mnrl_loss_read(&tr->loss);  // already divided by micro_batches
+        *tokens += tr->batch.T, *texts += tr->batch.S;
+    }
+    return mnrl_ops_check(m->ops, err);  // a failed kernel, not a bad batch
+}
+
+// One optimizer step on this rank's rows of the step's micro-batches. Returns the global
+// loss (the micro-batches' mean); *norm the pre-clip gradient norm; *tokens and *texts this
+// rank's counts. A non-finite loss or norm skips the update (the weights stay as they were)
+// and counts as a bad step; the loss and the norm are the same on every rank, so every rank
+// decides alike.
+static int train_step(Trainer *tr, int micro_batches, double *loss_out, double *norm_out, double *tokens,
+                      double *texts, MnrlError *err) {
+    Model *m = &tr->model;
     *norm_out = NAN;
-    if (mnrl_ops_check(m->ops, err) != 0) return -1;  // a failed kernel, not a bad batch
-    if (!isfinite(loss)) {
+    if (accumulate_gradients(tr, micro_batches, loss_out, tokens, texts, err) != 0) return -1;
+    if (!isfinite(*loss_out)) {
         model_zero_grad(m);  // no optimizer step to clear them for the next step
         return 0;
     }
@@ -777,23 +839,34 @@ static int checkpoint_due(const Trainer *tr) {
     return every > 0 && tr->step % every == 0 && tr->step < tr->total_steps && tr->bad_steps == 0;
 }
 
+// Draws the next optimizer step's batches into tr->micro: *micro_batches of them (up to
+// accum; those too short to split over the ranks are skipped), fewer when the epoch runs
+// out of batches, which *epoch_over then says.
+static int draw_step(Trainer *tr, int *micro_batches, int *epoch_over, MnrlError *err) {
+    *micro_batches = 0, *epoch_over = 0;
+    for (int i = 0; i < tr->accum && !*epoch_over; i++) {
+        uint32_t *global = tr->rows + (size_t)i * (size_t)tr->cfg->train.batch_size;
+        size_t n = sampler_next_batch(&tr->sampler, global);
+        if (ranks_stop(tr, n, epoch_over, err) != 0) return -1;
+        MicroBatch mb = *epoch_over ? (MicroBatch){0} : rank_rows(tr, global, n);
+        if (mb.n_rows > 0) tr->micro[(*micro_batches)++] = mb;
+    }
+    return 0;
+}
+
 // Trains the sampler's current epoch until it runs out of batches, the run reaches its
 // last step, or a stop signal arrives (tr->stopped_by).
 static int run_epoch(Trainer *tr, MnrlError *err) {
     const MnrlConfig *cfg = tr->cfg;
-    while (tr->step < tr->total_steps) {
+    for (int epoch_over = 0; tr->step < tr->total_steps && !epoch_over;) {
         double loss, norm, tokens, texts, t0 = mnrl_now();
-        int stop;
+        int stop, micro_batches;
         if (stop_requested(tr, &stop, err) != 0) return -1;
         if (stop) return 0;
-        size_t n = sampler_next_batch(&tr->sampler, tr->rows);
-        if (ranks_stop(tr, n, &stop, err) != 0) return -1;
-        if (stop) return 0;
-        const uint32_t *rows;
-        size_t b = rank_rows(tr, n, &rows);
-        if (b == 0) continue;
-        if (tr->lead) record_batch(tr, b * (size_t)tr->dist->world);
-        if (train_step(tr, rows, b, &loss, &norm, err) != 0) return -1;
+        if (draw_step(tr, &micro_batches, &epoch_over, err) != 0) return -1;
+        if (micro_batches == 0) continue;
+        if (tr->lead) record_step(tr, micro_batches);
+        if (train_step(tr, micro_batches, &loss, &norm, &tokens, &texts, err) != 0) return -1;
         tr->step++;
         double seconds = mnrl_now() - t0;
         if (step_totals(tr, &tokens, &texts, err) != 0) return -1;
@@ -864,13 +937,11 @@ static int train_and_evaluate(Trainer *tr, MnrlError *err) {
     return export_final(tr, tr->inv->command_line, err);
 }
 
+int64_t train_steps_per_epoch(uint64_t batches, int accum_steps) {
+    return (int64_t)((batches + (uint64_t)accum_steps - 1) / (uint64_t)accum_steps);
+}
+
 int train_run(const MnrlConfig *cfg, MnrlDist *dist, const TrainInvocation *inv, MnrlError *err) {
-    if (cfg->train.grad_accum_steps > 1) {
-        return mnrl_fail(err, "train.grad_accum_steps = %d: gradient accumulation is not implemented in this "
-                              "version (and it would add no negatives); train a larger batch in chunks with "
-                              "loss.mini_batch_size, or set train.grad_accum_steps to 1",
-                         cfg->train.grad_accum_steps);
-    }
     Trainer tr;
     struct sigaction saved[N_STOP_SIGNALS];
     catch_stop_signals(saved, dist->rank == 0);

@@ -29,6 +29,13 @@ awk -v r="$ratio" 'BEGIN { exit !(r > 1.0) }' || fail "packing ratio '$ratio' sh
 
 expect 0 "pairs, second run reuses the cache" -- run_prepare
 contains "$TMP/out" "(reused)"
+steps=$(sed -n 's/^schedule  \([0-9]*\) steps (1 epoch).*/\1/p' "$TMP/out")
+checks=$((checks + 1))
+[ "$steps" = "$batches" ] || fail "schedule: '$steps' steps for $batches batches"
+# Gradient accumulation of 3 batches per step: ceil(batches / 3) steps.
+expect 0 "gradient accumulation" -- run_prepare --set train.grad_accum_steps=3
+contains "$TMP/out" "schedule  $(((batches + 2) / 3)) steps (1 epoch, 3 batches per step (accumulated))"
+contains "$TMP/err" "warning: train.grad_accum_steps = 3: gradient accumulation does not add in-batch negatives"
 
 triplets=$(zcat tests/data/nli/recipes.json.gz | tr -d '\n ' | sed -n 's/.*"split":"dev","sentences":[0-9]*,"triplets":\([0-9]*\).*/\1/p')
 checks=$((checks + 1))

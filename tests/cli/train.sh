@@ -2,7 +2,8 @@
 # hidden 32, trimmed real vocabulary) and its 20-row-per-batch MNRL data: step lines,
 # metrics.jsonl, STS evaluation before/after, the exported folder, determinism (the same
 # config twice gives the same losses on the CPU), cached MNRL (loss.mini_batch_size: the
-# same losses as uncached), and the refusals around output.dir.
+# same losses as uncached), gradient accumulation (train.grad_accum_steps: its warning,
+# steps and batch_order.txt), and the refusals around output.dir.
 # (model.backend "cuda" without a GPU is tests/cli/backend.sh's.)
 # Usage: bash train.sh /path/to/mnrl_cuda /path/to/repo
 source "$(dirname "$0")/../cli_lib.sh"
@@ -64,11 +65,23 @@ expect 0 "mini_batch_size not below the rows: no caching" -- "$BIN" train "$TMP/
     --set loss.mini_batch_size=8 --set output.dir="$TMP/run_uncached" --set train.max_steps=1
 contains "$TMP/out" "loss.mini_batch_size 8 is not below the 8 rows per rank: steps are not cached"
 
-expect 1 "gradient accumulation refused" -- "$BIN" train "$TMP/tiny.json" --set train.grad_accum_steps=2 \
+# Gradient accumulation, 2 batches per optimizer step: the warning once, 12 optimizer steps
+# (24 batches, into the second epoch of 20), each a line of 2 batches of 8 distinct rows in
+# batch_order.txt; more batches per step than an epoch has are refused. (Its arithmetic
+# and resume: test_gradcache, test_checkpoint.)
+expect 0 "gradient accumulation" -- "$BIN" train "$TMP/tiny.json" --set train.grad_accum_steps=2 \
     --set output.dir="$TMP/run_accum"
-contains "$TMP/err" "train.grad_accum_steps = 2: gradient accumulation is not implemented"
-checks=$((checks + 1))
-[ ! -e "$TMP/run_accum" ] || fail "the refused run left $TMP/run_accum"
+contains "$TMP/out" "batch 8 x 2 accumulated (train.grad_accum_steps), 12 steps"
+contains "$TMP/out" "step 12/12 | loss "
+checks=$((checks + 3))
+warnings=$(grep -c "warning: train.grad_accum_steps = 2: gradient accumulation does not add in-batch negatives" "$TMP/err")
+[ "$warnings" = 1 ] || fail "the accumulation warning was printed $warnings times, expected once"
+[ "$(grep -c '"loss"' "$TMP/run_accum/metrics.jsonl")" = 12 ] || fail "accumulation: not 12 steps in metrics.jsonl"
+awk '!/^#/ { n++; if (NF != 17 || $9 != "|") bad = 1; delete seen; for (i = 1; i <= NF; i++) if (i != 9) { if ($i in seen) bad = 1; seen[$i] = 1 } }
+     END { exit bad || n != 12 }' "$TMP/run_accum/batch_order.txt" || fail "accumulation: batch_order.txt is not 12 lines of 2 x 8 rows"
+expect 1 "more batches per step than an epoch has" -- "$BIN" train "$TMP/tiny.json" \
+    --set train.grad_accum_steps=21 --set output.dir="$TMP/run_accum21"
+contains "$TMP/err" "train.grad_accum_steps = 21 exceeds the 20 batches of 8 rows in an epoch of"
 
 expect 1 "missing model folder" -- "$BIN" train "$TMP/tiny.json" --set model.path="$TMP/none" \
     --set output.dir="$TMP/run3"

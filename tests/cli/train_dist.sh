@@ -9,7 +9,9 @@
 #     negatives over a whole epoch whose last batch is short (split evenly over the ranks);
 #     a last batch that does not split evenly leaves its odd row untrained, with a note; a
 #     global batch that is not a multiple of the ranks is refused on every rank; a run of 2
-#     ranks resumed from its checkpoint by 2 ranks is bit-identical, by 1 process refused.
+#     ranks resumed from its checkpoint by 2 ranks is bit-identical, by 1 process refused;
+#     with gradient accumulation (2 batches per step) and cached MNRL on the ranks, the
+#     same batches and losses (within 1e-5) as 1 process accumulating uncached.
 # Usage: bash train_dist.sh /path/to/mnrl_cuda /path/to/repo
 source "$(dirname "$0")/../cli_lib.sh"
 
@@ -116,5 +118,24 @@ cmp -s "$TMP/ck/final/model.safetensors" "$TMP/ck_resumed/final/model.safetensor
 expect 1 "one process resuming 2 ranks' checkpoint" -- "$BIN" train "$TMP/tiny.json" \
     --set train.dropout=0.1 --set output.dir="$TMP/ck_one" --resume "$TMP/ck/checkpoints/step-0000007"
 contains "$TMP/err" "written by 2 ranks, but this run has 1; resume with 2 ranks"
+
+# 6. Gradient accumulation, 2 batches per step: 7 steps (the last with the batch of 4 rows);
+# the ranks cache their 6 rows in chunks of 4 (4 + 2). The same global batches, one line
+# per step, and the same losses as one process accumulating uncached.
+expect 0 "one process, 2 batches per step" -- "$BIN" train "$TMP/tiny.json" \
+    --set train.grad_accum_steps=2 --set output.dir="$TMP/one_accum"
+expect 0 "mpirun -np 2, 2 batches per step, cached" -- "${MPIRUN[@]}" "$BIN" train "$TMP/tiny.json" \
+    --set train.grad_accum_steps=2 --set loss.mini_batch_size=4 --set output.dir="$TMP/two_accum"
+contains "$TMP/out" "step 7/7 | loss "
+checks=$((checks + 3))
+[ "$(grep -o 'gradient accumulation does not add in-batch negatives' "$TMP/err" | wc -l)" -ge 1 ] ||
+    fail "2 ranks, accumulating: no warning"
+cmp -s <(grep -v '^#' "$TMP/one_accum/batch_order.txt") <(grep -v '^#' "$TMP/two_accum/batch_order.txt") ||
+    fail "accumulating: the two runs trained different global batches"
+paste <(step_losses "$TMP/one_accum") <(step_losses "$TMP/two_accum") >"$TMP/losses_accum"
+awk 'NF != 2 || ($1 - $2 > 1e-5 || $2 - $1 > 1e-5) { print "step " NR ": " $0; bad = 1 }
+     END { exit bad || NR != 7 }' "$TMP/losses_accum" >&2 ||
+    fail "accumulating: the losses of 1 process and 2 ranks differ by more than 1e-5"
+awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d } END { printf "accumulating, 7 steps, worst loss difference 1 vs 2 ranks: %.3g\n", m }' "$TMP/losses_accum"
 
 finish
