@@ -15,11 +15,20 @@ import re
 import sys
 from collections import defaultdict
 
-STEP_END = re.compile(r"adamw", re.IGNORECASE)
+STEP_END = re.compile(r"adamw", re.IGNORECASE)  # adamw_kernel, elementwise_kernel<Adamw>
 
 
 def kernel_name(row):
-    return row["Kernel Name"].removeprefix("void ").split("(")[0].split("<")[0]
+    """The kernel's name with its template arguments (elementwise_kernel<Adamw> and
+    elementwise_kernel<Gelu> are different kernels), without namespaces, return type and
+    parameter list."""
+    full = row["Kernel Name"].replace("(anonymous namespace)::", "").removeprefix("void ")
+    depth = 0
+    for i, ch in enumerate(full):  # the parameter list: the first "(" outside <...>
+        depth += {"<": 1, ">": -1}.get(ch, 0)
+        if ch == "(" and depth == 0:
+            return full[:i]
+    return full
 
 
 def one_step(rows):
