@@ -625,6 +625,48 @@ static void test_thread_independence(const MnrlOps *ops) {
     free(one), free(many);
 }
 
+// Bias and LayerNorm parameter gradients of matrices wider than the backend's column
+// passes (512 columns) and not a multiple of its 16-column thread cuts: every column is its
+// fp64 sum in token order, rounded once (x̂ = (x - mean)·rstd in fp32, as the op
+// documents), so the values are bitwise those of a scalar reference, on 1 and 3 threads.
+static void test_column_reductions_wide(const MnrlOps *ops) {
+    enum { ROWS = 37, COLS = 1100, C_IN = 8 };
+    uint64_t rng = 5;
+    float *d = zeros(ROWS * COLS), *x = zeros(ROWS * COLS), *mean = zeros(ROWS), *rstd = zeros(ROWS);
+    for (int i = 0; i < ROWS * COLS; i++) {
+        d[i] = (float)((double)(mnrl_splitmix64(&rng) >> 11) / 9007199254740992.0) - 0.5f;
+        x[i] = (float)((double)(mnrl_splitmix64(&rng) >> 11) / 9007199254740992.0) * 3.0f;
+    }
+    for (int t = 0; t < ROWS; t++) mean[t] = 1.5f + 0.01f * t, rstd[t] = 0.6f - 0.001f * t;
+    float *want_db = zeros(COLS), *want_dw = zeros(COLS);
+    for (int c = 0; c < COLS; c++) {
+        double db = 0.0, dw = 0.0;
+        for (int t = 0; t < ROWS; t++) {
+            float xhat = (x[t * COLS + c] - mean[t]) * rstd[t];
+            db += d[t * COLS + c];
+            dw += (double)d[t * COLS + c] * xhat;
+        }
+        want_db[c] = (float)db, want_dw[c] = (float)dw;
+    }
+    float *inp = zeros(ROWS * C_IN), *w = zeros(COLS * C_IN), *dweight = zeros(COLS * C_IN);
+    float *weight = zeros(COLS), *dx = zeros(ROWS * COLS);
+    int threads = omp_get_max_threads();
+    const int counts[2] = {1, 3};
+    for (int k = 0; k < 2; k++) {
+        omp_set_num_threads(counts[k]);
+        float *db = zeros(COLS), *ln_dw = zeros(COLS), *ln_db = zeros(COLS);
+        ops->matmul_backward(NULL, dweight, db, d, inp, w, ROWS, C_IN, COLS, 0, NULL);
+        ops->layernorm_backward(dx, ln_dw, ln_db, d, x, weight, mean, rstd, ROWS, COLS, NULL);
+        check_equal("matmul dbias over 1100 columns = fp64 column sums", db, want_db, COLS);
+        check_equal("layernorm dbias over 1100 columns = fp64 column sums", ln_db, want_db, COLS);
+        check_equal("layernorm dweight over 1100 columns = fp64 sums of dout·x̂", ln_dw, want_dw, COLS);
+        free(db), free(ln_dw), free(ln_db);
+    }
+    omp_set_num_threads(threads);
+    free(d), free(x), free(mean), free(rstd), free(want_db), free(want_dw), free(inp), free(w);
+    free(dweight), free(weight), free(dx);
+}
+
 int main(void) {
     load_goldens(MNRL_TEST_DATA_DIR "/ops/goldens.bin.gz");
     const MnrlOps *ops = ops_cpu();
@@ -647,6 +689,7 @@ int main(void) {
     test_philox_known_answers();
     test_dropout_identities(ops);
     test_thread_independence(ops);
+    test_column_reductions_wide(ops);
     free(cu);
     for (int i = 0; i < golden_count; i++) free(goldens[i].data);
     TEST_END();

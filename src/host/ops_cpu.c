@@ -5,6 +5,7 @@
 // (each output owned by one thread); for speed its inner loops are `omp simd` loops that
 // the compiler vectorises.
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,21 +50,45 @@ static size_t cpu_attention_saved_bytes(int T, int NH, int max_seqlen) {
 
 // ---- shared reduction -------------------------------------------------------------------
 
+// Columns per chunk of the per-token loops below (embedding gradients, pooling).
 enum { COLUMN_CHUNK = 32 };
 
-void ops_cpu_column_sums(float *acc, const float *x, int rows, int cols) {
-    int chunks = (cols + COLUMN_CHUNK - 1) / COLUMN_CHUNK;
-#pragma omp parallel for schedule(static)
-    for (int chunk = 0; chunk < chunks; chunk++) {
-        int c0 = chunk * COLUMN_CHUNK;
-        int width = cols - c0 < COLUMN_CHUNK ? cols - c0 : COLUMN_CHUNK;
-        double sum[COLUMN_CHUNK] = {0};
-        for (int r = 0; r < rows; r++) {
-            const float *row = x + (size_t)r * cols + c0;
+// Columns per pass of a column reduction: the pass's fp64 sums (4 KB) stay in L1 while the
+// rows stream through in order, each read as one contiguous run. (Walking all rows for a
+// narrow chunk of columns instead strides through memory and stalls on every row.)
+enum { COLUMN_BLOCK = 512 };
+
+// This thread's share [*c0, *c1) of cols columns, cut at multiples of 16 (a vector of
+// floats). A column's sum does not depend on which thread owns it.
+static void thread_columns(int cols, int *c0, int *c1) {
+    int threads = omp_get_num_threads(), id = omp_get_thread_num();
+    int vectors = (cols + 15) / 16;
+    *c0 = 16 * (int)((long)vectors * id / threads);
+    *c1 = 16 * (int)((long)vectors * (id + 1) / threads);
+    if (*c0 > cols) *c0 = cols;
+    if (*c1 > cols) *c1 = cols;
+}
+
+// acc[c] += Σ_r x[r, c] for c < width <= COLUMN_BLOCK, x with row stride cols.
+OPS_CPU_CLONES static void column_block_sums(float *acc, const float *x, int rows, int cols,
+                                             int width) {
+    double sum[COLUMN_BLOCK] = {0};
+    for (int r = 0; r < rows; r++) {
+        const float *row = x + (size_t)r * cols;
 #pragma omp simd
-            for (int c = 0; c < width; c++) sum[c] += row[c];
-        }
-        for (int c = 0; c < width; c++) acc[c0 + c] += (float)sum[c];
+        for (int c = 0; c < width; c++) sum[c] += row[c];
+    }
+    for (int c = 0; c < width; c++) acc[c] += (float)sum[c];
+}
+
+void ops_cpu_column_sums(float *acc, const float *x, int rows, int cols) {
+#pragma omp parallel if ((size_t)rows * cols >= OPS_CPU_PARALLEL_MIN)
+    {
+        int c0, c1;
+        thread_columns(cols, &c0, &c1);
+        for (int c = c0; c < c1; c += COLUMN_BLOCK)
+            column_block_sums(acc + c, x + c, rows, cols,
+                              c1 - c < COLUMN_BLOCK ? c1 - c : COLUMN_BLOCK);
     }
 }
 
@@ -157,29 +182,37 @@ static void cpu_residual_layernorm_forward(void *res, void *out, float *mean, fl
     }
 }
 
-// dweight += Σ_t dout·x̂ and dbias += Σ_t dout over column ranges (x̂ recomputed from the
-// saved statistics), in token order.
+// dweight[c] += Σ_t dout·x̂ and dbias[c] += Σ_t dout for c < width <= COLUMN_BLOCK, x̂
+// recomputed from the saved statistics, in token order; rows of stride C.
+OPS_CPU_CLONES static void layernorm_param_block(float *dweight, float *dbias, const float *dout,
+                                                 const float *inp, const float *mean,
+                                                 const float *rstd, int T, int C, int width) {
+    double dw[COLUMN_BLOCK] = {0}, db[COLUMN_BLOCK] = {0};
+    for (int t = 0; t < T; t++) {
+        const float *d = dout + (size_t)t * C, *x = inp + (size_t)t * C;
+        float mu = mean[t], r = rstd[t];
+#pragma omp simd
+        for (int c = 0; c < width; c++) {
+            dw[c] += (double)d[c] * ((x[c] - mu) * r);
+            db[c] += d[c];
+        }
+    }
+    for (int c = 0; c < width; c++) {
+        dweight[c] += (float)dw[c];
+        dbias[c] += (float)db[c];
+    }
+}
+
 static void layernorm_param_grads(float *dweight, float *dbias, const float *dout,
                                   const float *inp, const float *mean, const float *rstd,
                                   int T, int C) {
-    int chunks = (C + COLUMN_CHUNK - 1) / COLUMN_CHUNK;
-#pragma omp parallel for schedule(static)
-    for (int chunk = 0; chunk < chunks; chunk++) {
-        int c0 = chunk * COLUMN_CHUNK;
-        int width = C - c0 < COLUMN_CHUNK ? C - c0 : COLUMN_CHUNK;
-        double dw[COLUMN_CHUNK] = {0}, db[COLUMN_CHUNK] = {0};
-        for (int t = 0; t < T; t++) {
-            const float *d = dout + (size_t)t * C + c0, *x = inp + (size_t)t * C + c0;
-#pragma omp simd
-            for (int c = 0; c < width; c++) {
-                dw[c] += (double)d[c] * ((x[c] - mean[t]) * rstd[t]);
-                db[c] += d[c];
-            }
-        }
-        for (int c = 0; c < width; c++) {
-            dweight[c0 + c] += (float)dw[c];
-            dbias[c0 + c] += (float)db[c];
-        }
+#pragma omp parallel if ((size_t)T * C >= OPS_CPU_PARALLEL_MIN)
+    {
+        int c0, c1;
+        thread_columns(C, &c0, &c1);
+        for (int c = c0; c < c1; c += COLUMN_BLOCK)
+            layernorm_param_block(dweight + c, dbias + c, dout + c, inp + c, mean, rstd, T, C,
+                                  c1 - c < COLUMN_BLOCK ? c1 - c : COLUMN_BLOCK);
     }
 }
 

@@ -155,12 +155,13 @@ void ops_cpu_matmul_backward(void *dinp, float *dweight, float *dbias, const voi
                              const void *inp, const void *weight, int T, int C, int OC,
                              int accumulate_dinp, void *workspace) {
     (void)workspace;
+    // The bias gradient first, while dout (just written by the op before) is in cache.
+    if (dbias) ops_cpu_column_sums(dbias, dout, T, OC);
     if (dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, OC, 1.0f, dout, OC,
                     weight, C, accumulate_dinp ? 1.0f : 0.0f, dinp, C);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, T, 1.0f, dout, OC, inp, C,
                 1.0f, dweight, C);
-    if (dbias) ops_cpu_column_sums(dbias, dout, T, OC);
 }
 
 // ---- elementwise ------------------------------------------------------------------------
