@@ -42,22 +42,7 @@ setup_args=(--min-rows $((max_batch * (steps + warmup))))
 [ "$mini" -gt 0 ] && setup_args+=(--distinct)
 python3 bench/gpu_setup.py "$work" "${setup_args[@]}" 2>&1 | grep -v 'Writing model shards'
 
-# peak_memory FILE COMMAND...: runs COMMAND while sampling the GPU's memory in use every
-# 50 ms; FILE gets "baseline peak" in MiB.
-peak_memory() {
-    local file=$1
-    shift
-    local before
-    before=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
-    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 50 >"$file.samples" &
-    local sampler=$!
-    local rc=0
-    "$@" || rc=$?
-    kill "$sampler" 2>/dev/null || true
-    wait "$sampler" 2>/dev/null || true
-    echo "$before $(sort -n "$file.samples" | tail -1)" >"$file"
-    return $rc
-}
+. bench/gpu_memory.sh
 
 for batch in $batches; do
     cached=$([ "$mini" -gt 0 ] && [ "$batch" -gt "$mini" ] && echo 1 || echo 0)

@@ -28,6 +28,7 @@ cd "$root"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 echo "commit: ${BENCH_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}; batches $start..$limit"
 python3 bench/gpu_setup.py "$work" --min-rows $((2 * limit)) --distinct 2>&1 | grep -v 'Writing model shards'
+. bench/gpu_memory.sh
 
 # config BATCH: a two-step uncached training config for BATCH rows.
 config() {
@@ -41,24 +42,26 @@ config() {
 EOF
 }
 
-# probe SIDE BATCH: 0 when SIDE (ours | st) trains two steps of BATCH rows; prints the peak.
-probe() {
-    local side=$1 batch=$2 rc=0 before
-    config "$batch"
-    before=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
-    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 50 >"$work/$side-$batch.mem" &
-    local sampler=$!
+# train SIDE BATCH: two training steps of BATCH rows by SIDE (ours | st), output in its log.
+train() {
+    local side=$1 batch=$2
     if [ "$side" = ours ]; then
-        "$bin" train "$work/b$batch.json" >"$work/ours-$batch.log" 2>&1 || rc=$?
-    else
-        python3 -c "import sys; b=int(sys.argv[1]); print(*range(b)); print(*range(b, 2 * b))" "$batch" \
-            >"$work/order-$batch.txt"
-        python3 bench/st_reference.py "$work/b$batch.json" --order "$work/order-$batch.txt" --steps 2 \
-            --warmup 1 --device cuda --bf16 --json "$work/st-$batch.json" >"$work/st-$batch.log" 2>&1 || rc=$?
+        "$bin" train "$work/b$batch.json" >"$work/ours-$batch.log" 2>&1
+        return
     fi
-    kill "$sampler" 2>/dev/null || true
-    wait "$sampler" 2>/dev/null || true
-    local peak=$(($(sort -n "$work/$side-$batch.mem" | tail -1) - before))
+    python3 -c "import sys; b=int(sys.argv[1]); print(*range(b)); print(*range(b, 2 * b))" "$batch" \
+        >"$work/order-$batch.txt"
+    python3 bench/st_reference.py "$work/b$batch.json" --order "$work/order-$batch.txt" --steps 2 \
+        --warmup 1 --device cuda --bf16 --json "$work/st-$batch.json" >"$work/st-$batch.log" 2>&1
+}
+
+# probe SIDE BATCH: 0 when SIDE trains two steps of BATCH rows; prints the peak memory.
+probe() {
+    local side=$1 batch=$2 rc=0 before peak
+    config "$batch"
+    peak_memory "$work/$side-$batch.mem" train "$side" "$batch" || rc=$?
+    read -r before peak <"$work/$side-$batch.mem"
+    peak=$((peak - before))
     echo "$side batch $batch: $([ $rc = 0 ] && echo fits || echo "fails (exit $rc)"), peak $peak MiB"
     echo "$side $batch $rc $peak" >>"$work/probes.txt"
     [ $rc = 0 ] && return 0
