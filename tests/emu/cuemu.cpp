@@ -86,6 +86,7 @@ struct Fiber {
     unsigned warp_mask;
     uint64_t warp_value, warp_result;
     int warp_param, warp_width;
+    WarpOp warp_op;
     void *asan_fake_stack;
 };
 
@@ -337,11 +338,18 @@ void complete_warp(int base, unsigned mask) {
     for (int lane = 0; lane < 32; lane++) {
         if (!(mask >> lane & 1)) continue;
         const Fiber &f = rt.fibers[base + lane];
-        if (f.warp_kind != first.warp_kind)
+        const bool other_site = f.warp_kind == WARP_APPLY &&
+                                (f.warp_op != first.warp_op || f.line != first.line || strcmp(f.file, first.file) != 0);
+        if (f.warp_kind != first.warp_kind || other_site)
             fail_from_fiber("cuemu: block (%u,%u,%u) warp %d: lanes meet at different collectives: %s at %s:%d and %s at %s:%d",
                             block_idx.x, block_idx.y, block_idx.z, base / 32, first.what, first.file, first.line,
                             f.what, f.file, f.line);
         if (f.warp_value) ballot |= 1ull << lane;
+    }
+    if (first.warp_kind == WARP_APPLY) {  // mask is the whole warp (warp_apply)
+        void *lanes[32];
+        for (int lane = 0; lane < 32; lane++) lanes[lane] = reinterpret_cast<void *>(rt.fibers[base + lane].warp_value);
+        first.warp_op(lanes, first.what, first.file, first.line);
     }
     for (int lane = 0; lane < 32; lane++) {
         if (!(mask >> lane & 1)) continue;
@@ -457,6 +465,20 @@ uint64_t warp_collective(WarpKind kind, unsigned mask, uint64_t value, int param
     if (complete) complete_warp(base, mask);
     yield_to_scheduler(false);
     return f->warp_result;
+}
+
+void warp_apply(WarpOp op, void *ctx, const char *what, const char *file, int line) {
+    rt.self->warp_op = op;
+    warp_collective(WARP_APPLY, 0xffffffffu, reinterpret_cast<uintptr_t>(ctx), 0, 32, what, file, line);
+}
+
+void fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char message[sizeof rt.report];
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    fail_from_fiber("%s", message);
 }
 
 cudaError_t launch(const void *kernel, const char *name, dim3 grid, dim3 block, size_t smem,

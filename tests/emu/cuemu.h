@@ -8,8 +8,10 @@
 // The toolkit's own <cuda_runtime.h> and <cuda_bf16.h> supply the types (dim3,
 // cudaError_t, __nv_bfloat16 and its host arithmetic); cuemu.cpp implements the runtime
 // API calls as host memory operations. Design notes: ../shared/notes/cuda-emulation.md.
-// Not emulated: inline PTX, cp.async, mma/wgmma, TMA, cooperative groups, CUB, grid
-// sync, spin-waits on other threads (fibers are never preempted). __CUDA_ARCH__ stays
+// nvcuda::wmma comes from this folder's mma.h (bf16 16x16x16 fragments, deliberately
+// permuted lane mapping). Not emulated: inline PTX, cp.async, mma.sync/wgmma, TMA,
+// cooperative groups, CUB, grid sync, spin-waits on other threads (fibers are never
+// preempted). __CUDA_ARCH__ stays
 // undefined, so architecture-specific paths compile out and their portable path runs.
 #ifndef CUEMU_H
 #define CUEMU_H
@@ -60,9 +62,21 @@ int block_barrier(BarrierKind kind, int predicate, const char *what, const char 
 
 // Warp collectives: the calling lane deposits value and waits until every lane named in
 // mask arrives; returns, per kind, the value of the source lane or the ballot.
-enum WarpKind { WARP_SYNC, WARP_SHFL_IDX, WARP_SHFL_UP, WARP_SHFL_DOWN, WARP_SHFL_XOR, WARP_BALLOT };
+enum WarpKind { WARP_SYNC, WARP_SHFL_IDX, WARP_SHFL_UP, WARP_SHFL_DOWN, WARP_SHFL_XOR, WARP_BALLOT, WARP_APPLY };
 uint64_t warp_collective(WarpKind kind, unsigned mask, uint64_t value, int param, int width,
                          const char *what, const char *file, int line);
+
+// A warp-collective operation on what the lanes hold (nvcuda::wmma, tests/emu/mma.h): all
+// 32 lanes of the warp call it from the same call site, each with its own ctx; when the
+// last one arrives, op runs once with the lanes' ctx in lane order (it may read and write
+// the lanes' data: they are all suspended there), then every lane continues. A lane that
+// never arrives is reported like a divergent shuffle; lanes that arrive from different
+// call sites are reported as meeting at different collectives.
+typedef void (*WarpOp)(void *const lanes[32], const char *what, const char *file, int line);
+void warp_apply(WarpOp op, void *ctx, const char *what, const char *file, int line);
+// Stops the running launch with a report on stderr (cudaErrorLaunchFailure); for a
+// WarpOp that finds a bug, e.g. lanes that pass different pointers.
+[[noreturn]] void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 template <class T>
 T warp_shuffle(WarpKind kind, unsigned mask, T var, int param, int width, const char *what,
