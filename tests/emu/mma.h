@@ -140,9 +140,14 @@ struct Ops {
         const int s = Map::slot(r, c);
         return static_cast<Frag *>(static_cast<LaneCall *>(lanes[s % 32])->frag)->x[s / 32];
     }
-    static float value(void *const lanes[32], const void *LaneCall::*which, int r, int c) {
-        const int s = Map::slot(r, c);
-        return as_float(static_cast<const Frag *>(static_cast<LaneCall *>(lanes[s % 32])->*which)->x[s / 32]);
+    // The whole matrix of the lanes' fragments `which` (LaneCall::a, b or c) as floats.
+    static void gather(void *const lanes[32], const void *LaneCall::*which, float (&m)[kDim][kDim]) {
+        for (int r = 0; r < kDim; r++)
+            for (int c = 0; c < kDim; c++) {
+                const int s = Map::slot(r, c);
+                const LaneCall *call = static_cast<const LaneCall *>(lanes[s % 32]);
+                m[r][c] = as_float(static_cast<const Frag *>(call->*which)->x[s / 32]);
+            }
     }
 
     static void load(void *const lanes[32], const char *what, const char *file, int line) {
@@ -162,18 +167,16 @@ struct Ops {
     }
 };
 
-// D = A·B + C for the lanes' fragments (D may be C: the whole result is formed first).
+// D = A·B + C for the lanes' fragments (D may be C: the operands are gathered first).
 template <class FragA, class FragB, class FragC>
 void mma(void *const lanes[32], const char *, const char *, int) {
-    float d[kDim][kDim];
+    float a[kDim][kDim], b[kDim][kDim], d[kDim][kDim];
+    Ops<FragA>::gather(lanes, &LaneCall::a, a);
+    Ops<FragB>::gather(lanes, &LaneCall::b, b);
+    Ops<FragC>::gather(lanes, &LaneCall::c, d);
     for (int r = 0; r < kDim; r++)
-        for (int c = 0; c < kDim; c++) {
-            float acc = Ops<FragC>::value(lanes, &LaneCall::c, r, c);
-            for (int k = 0; k < kDim; k++)
-                acc += Ops<FragA>::value(lanes, &LaneCall::a, r, k) *
-                       Ops<FragB>::value(lanes, &LaneCall::b, k, c);
-            d[r][c] = acc;
-        }
+        for (int k = 0; k < kDim; k++)  // d[r][c] += a[r][k]·b[k][c] in k order for every c
+            for (int c = 0; c < kDim; c++) d[r][c] += a[r][k] * b[k][c];
     for (int r = 0; r < kDim; r++)
         for (int c = 0; c < kDim; c++) Ops<FragC>::element(lanes, r, c) = d[r][c];
 }

@@ -70,7 +70,8 @@ __global__ void one_product(float *d, const __nv_bfloat16 *a, const __nv_bfloat1
 
 template <class LayoutA, class LayoutB>
 static void check_one_product(uint64_t *rng) {
-    const bool a_col = std::is_same<LayoutA, wmma::col_major>::value, b_col = std::is_same<LayoutB, wmma::col_major>::value;
+    const bool a_col = std::is_same<LayoutA, wmma::col_major>::value;
+    const bool b_col = std::is_same<LayoutB, wmma::col_major>::value;
     const float alpha = 0.75f;
     for (int c_col = 0; c_col < 2; c_col++)
         for (int d_col = 0; d_col < 2; d_col++) {
@@ -91,7 +92,8 @@ static void check_one_product(uint64_t *rng) {
                 CHECK_EQ_INT(cudaGetLastError(), cudaSuccess);
                 std::vector<float> got = host_f32(dd, want.size());
                 int wrong = 0;
-                for (size_t i = 0; i < want.size(); i++) wrong += memcmp(&got[i], &want[i], 4) != 0;  // padding untouched too
+                for (size_t i = 0; i < want.size(); i++)  // the padding must be untouched too
+                    wrong += memcmp(&got[i], &want[i], 4) != 0;
                 CHECK_MSG(wrong == 0, "A %s, B %s, C %s, D %s (%s): %d of %zu values differ", a_col ? "col" : "row",
                           b_col ? "col" : "row", c_col ? "col" : "row", d_col ? "col" : "row", order, wrong,
                           want.size());
