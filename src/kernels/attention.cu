@@ -5,21 +5,29 @@
 // including the attention-probability dropout: element (query token t, head h, key j) is
 // e = ((token_offset + t)·NH + h)·max_seqlen + j of the rng.h stream (seed, rng_stream).
 //
+// Two implementations (attention.cuh says what they share): bf16 activations whose
+// pointers are 16-byte aligned (every call from model.c) run the tensor-core kernels
+// of attention_tc.cu (nvcuda::wmma: QK^T, P·V and the backward products on bf16 16x16x16
+// tiles, fp32 accumulation); fp32 activations (precision "fp32") and unaligned bf16 rows
+// run the portable kernels of this file, described below. Both follow the same dropout
+// indexing and saved-state contract.
+//
 // Saved state (flash-attention style, what ops.h's attention_saved_bytes lets a backend
 // choose): forward saves only the log-sum-exp of every softmax row, fp32 [T, NH] at
 // t·NH + h (mnrl_cuda_attention_saved_bytes), and backward recomputes the probabilities
 // P_ij = exp(q_i·k_j·scale - lse_i) tile by tile. Memory per layer is T·NH floats instead
 // of the CPU's T·NH·max_seqlen.
 //
-// Work split. A row (query row in forward and dQ, key row in dK/dV) is owned by a group of
-// G = HS/8 lanes of a warp (HS 16, 32, 64, 128 -> 2, 4, 8, 16 lanes), each lane holding
-// 8 of the row's columns (16-byte chunks g, g+G, ...: one chunk in bf16, two in fp32) of
-// every row vector in fp32 registers, so no head size spills (one thread per row needed
-// 2-4 arrays of HS floats). Blocks have kThreads = 128 threads, a pass of 128/G rows, and
-// take one work item (sentence, head, rows): the other side's rows (K and V, or Q, dO, lse
-// and D) stream through shared memory in tiles of up to tile_rows rows (about 32 KiB, in
-// the act dtype: the exact values; arithmetic is fp32), with an online softmax over them
-// (running max and sum, the accumulator rescaled when the max grows), as flash attention.
+// Work split of the portable kernels. A row (query row in forward and dQ, key row in
+// dK/dV) is owned by a group of G = HS/8 lanes of a warp (HS 16, 32, 64, 128 -> 2, 4, 8,
+// 16 lanes), each lane holding 8 of the row's columns (16-byte chunks g, g+G, ...: one
+// chunk in bf16, two in fp32) of every row vector in fp32 registers, so no head size
+// spills (one thread per row needed 2-4 arrays of HS floats). Blocks have kThreads = 128
+// threads, a pass of 128/G rows, and take one work item (sentence, head, rows): the other
+// side's rows (K and V, or Q, dO, lse and D) stream through shared memory in tiles of up
+// to tile_rows rows (about 32 KiB, in the act dtype: the exact values; arithmetic is
+// fp32), with an online softmax over them (running max and sum, the accumulator rescaled
+// when the max grows), as flash attention.
 //  - max_seqlen <= tile_rows (all of NLI): one item per (sentence, head), the whole
 //    sentence, which the block covers in passes of 128/G rows over one tile loaded once;
 //    a 12-token sentence keeps 12·G threads busy, not a block of max_seqlen threads;
@@ -46,24 +54,25 @@
 // ColDropout), not drawn again by each of its G lanes.
 #include <cuda_bf16.h>
 
+#include <type_traits>
+
 #include "mnrl/cuda_launch.h"
 #include "mnrl/kernels.h"
 #include "mnrl/rng.h"
 #include "kernel_util.cuh"
+#include "attention.cuh"
 
 namespace {
+
+using mnrl_attention::DropoutArgs;
+using mnrl_attention::keep_bit;
+using mnrl_attention::philox_word;
 
 const int kThreads = 128;            // threads per block, every kernel and head size
 const int kMinBlocks = 5;            // per SM: <= 102 registers (unbounded, ptxas chose 80 and spilled)
 const int kTileBytes = 32 * 1024;    // shared-memory budget of one tile's row vectors
 const int kMaxTileRows = 128;
 const int kBatch = 8;                // other-side rows per exchange of partial dot products
-
-struct DropoutArgs {
-    float keep_prob, keep_scale;  // keep_scale = 1/keep_prob, rounded as the CPU does
-    uint64_t seed, rng_stream;
-    int token_offset;             // row of token 0 in the tensor whose mask is drawn (ops.h)
-};
 
 // What every kernel needs to find its rows: the packed layout and the work items.
 struct Layout {
@@ -189,15 +198,7 @@ struct Exchange {
 
 // Dropout element of (query token t, head h, key j) per ops.h.
 __device__ __forceinline__ uint64_t dropout_element(const Layout &L, const DropoutArgs &d, int t, int h, int j) {
-    return (((uint64_t)d.token_offset + t) * L.NH + h) * (uint64_t)L.max_seqlen + j;
-}
-
-__device__ __forceinline__ uint32_t philox_word(const MnrlPhilox4 &r, uint64_t w) {
-    return w == 0 ? r.v[0] : w == 1 ? r.v[1] : w == 2 ? r.v[2] : r.v[3];  // no local-memory indexing
-}
-
-__device__ __forceinline__ uint32_t keep_bit(const DropoutArgs &d, uint32_t word) {
-    return mnrl_rng_uniform(word) < d.keep_prob ? 1u : 0u;
+    return mnrl_attention::dropout_element(d, L.NH, L.max_seqlen, t, h, j);
 }
 
 // Dropout multipliers (0 or 1/keep_prob) of a group walking one query row's consecutive
@@ -716,6 +717,9 @@ int forward(const char *what, T *out, float *lse, const T *qkv, const int32_t *c
             MnrlError *err) {
     if (check_args(what, S, tokens, max_seqlen, C, NH, keep_prob, token_offset, err) != 0) return -1;
     const DropoutArgs drop{keep_prob, 1.0f / keep_prob, seed, rng_stream, token_offset};
+    if constexpr (std::is_same<T, __nv_bfloat16>::value)
+        if (aligned16(out, qkv))
+            return mnrl_attention::tc_forward(out, lse, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
     switch (C / NH) {
         case 16: return forward_hs<T, 16>(out, lse, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
         case 32: return forward_hs<T, 32>(out, lse, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
@@ -731,6 +735,10 @@ int backward(const char *what, T *dqkv, const T *dout, const T *qkv, const T *ou
     if (check_args(what, S, tokens, max_seqlen, C, NH, keep_prob, token_offset, err) != 0) return -1;
     const DropoutArgs drop{keep_prob, 1.0f / keep_prob, seed, rng_stream, token_offset};
     float *dsum = static_cast<float *>(workspace);
+    if constexpr (std::is_same<T, __nv_bfloat16>::value)
+        if (aligned16(dqkv, dout, qkv, out))
+            return mnrl_attention::tc_backward(dqkv, dout, qkv, out, lse, cu_seqlens, S, max_seqlen, C, NH, drop, dsum,
+                                               stream, err);
     switch (C / NH) {
         case 16: return backward_hs<T, 16>(dqkv, dout, qkv, out, lse, cu_seqlens, S, max_seqlen, C, NH, drop, dsum, stream, err);
         case 32: return backward_hs<T, 32>(dqkv, dout, qkv, out, lse, cu_seqlens, S, max_seqlen, C, NH, drop, dsum, stream, err);

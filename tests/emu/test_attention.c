@@ -4,15 +4,23 @@
 // attention_backward on the same values (bf16 inputs decoded to fp32). Sentence lengths
 // 1, 2, 31, 33, 75, 128, 129, 512 packed together, batch 1 and odd batches, an NLI-like
 // batch of 127 short sentences (kernel_test.h's cases); hidden 64 with 4 heads (head size
-// 16), 384 with 6 and 12 heads (64 and 32), 256 with 2 heads (128). Both work splits of
-// the kernels run: a batch whose longest sentence fits one shared-memory tile (up to 128,
-// 64 or 32 rows by head size and dtype) gives each block whole sentences in several row
-// passes (NLI-like, odd batch 3 at the smaller head sizes), the others one pass of rows
-// per block with keys in several tiles (the batches with 129 or 512 tokens, odd batch 3
-// at head size 128 and in fp32 at 64, NLI-like in fp32 at 128). The kernel's saved row
-// log-sum-exp is checked against an fp64 log-sum-exp of the scores computed here. A call
-// at a token offset (a cached-MNRL chunk, ops.h) must give bit for bit the rows of the
-// whole call, in both work splits (check_token_offset).
+// 16), 384 with 6 and 12 heads (64 and 32), 256 with 2 heads (128).
+// Which kernels run (each line prints it): bf16 runs the tensor-core kernels of
+// attention_tc.cu, except one bf16 variant (hidden 64, dropout) whose qkv starts one
+// element past a 16-byte boundary, which runs the portable kernels, as fp32 does. The
+// tensor-core kernels see sentences of one key chunk (up to 64 keys at head sizes up to
+// 64, 32 at 128: NLI-like, the short ones) and of several chunks, which take two passes
+// over the keys (75, 128, 129, 512 tokens; at head size 128 also 33 and the NLI-like
+// ones above 32). Both work splits of the
+// portable kernels run: a batch whose longest sentence fits one shared-memory tile (up to
+// 128, 64 or 32 rows by head size and dtype) gives each block whole sentences in several
+// row passes (NLI-like, odd batch 3 at the smaller head sizes), the others one pass of
+// rows per block with keys in several tiles (the batches with 129 or 512 tokens, odd
+// batch 3 at head size 128 and in fp32 at 64, NLI-like in fp32 at 128). The kernel's saved row log-sum-exp is
+// checked against an fp64 log-sum-exp of the scores computed here. A call at a token
+// offset (a cached-MNRL chunk, ops.h) must give bit for bit the rows of the whole call,
+// in both work splits of the portable kernels (fp32) and on tensor cores (bf16)
+// (check_token_offset).
 //
 // Tolerances: first-order error bounds (u = 2^-24) of both sides' fp32 arithmetic, per
 // element, computed in fp64 from the CPU's probabilities P and the dropout multipliers M
@@ -36,7 +44,13 @@
 //    dQ_id = Σ_j dS_ij k_jd: tol = Σ_j e_ij|k_jd| + (2n+4)u·Σ_j|dS_ij k_jd|;
 //    dK_jd = Σ_i dS_ij q_id likewise; dV_jd = Σ_i P_ij M_ij dO_id:
 //    tol = Σ_i (ε_i + (2n+4)u)·P_ij M_ij |dO_id|;
-//  - bf16 outputs add the rounding to bf16, 2^-8·|value|.
+//  - bf16 outputs add the rounding to bf16, 2^-8·|value|;
+//  - on tensor cores: the sums of the scores get 2u per addition instead of u (tensor
+//    cores may truncate while aligning addends: Fasi et al., "Numerical behavior of NVIDIA
+//    tensor cores", 2021), and the products take P∘M and dS rounded to bf16, which adds
+//    2^-8 times the sum of the absolute terms: 2^-8·Σ_j P_ij M_ij |v_jd| to out,
+//    2^-8·Σ_j |dS_ij k_jd| to dQ, 2^-8·Σ_i |dS_ij q_id| to dK and
+//    2^-8·Σ_i P_ij M_ij |dO_id| to dV (observed: up to 0.9 of these tolerances).
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -51,7 +65,13 @@
 typedef struct {
     int C, NH, bf16;
     float keep_prob;
+    int unaligned;  // bf16 qkv 2 bytes past a 16-byte boundary: the portable kernels run
 } Variant;
+
+// Which kernels a variant runs (attention.cu): the tensor-core ones (attention_tc.cu) for
+// bf16 with 16-byte aligned rows (every supported head size is a multiple of 16), the
+// portable ones otherwise.
+static int tensor_cores(Variant v) { return v.bf16 && !v.unaligned; }
 
 typedef struct {
     ErrorStat out, lse, dq, dk, dv;
@@ -110,13 +130,14 @@ static void score_bounds(const Run *r, int t, int h, int s0, int n, double *delt
         double a = scale * abs_dot(q_row(r, t, h), k_row(r, s0 + j, h), r->HS);
         if (a > worst) worst = a;
     }
-    *delta = (r->HS + 4) * kU * worst;
+    *delta = (tensor_cores(r->v) ? 2 : 1) * (r->HS + 4) * kU * worst;
     *eps = 2 * *delta + (3.0 * n + 16) * kU;
 }
 
 static void compare_forward(Stats *st, const Run *r, const float *out, const float *lse) {
     int C = r->v.C, HS = r->HS;
     double scale = 1.0 / sqrt((double)HS), bf = r->v.bf16 ? kUbf16 : 0.0;
+    double p_bf16 = tensor_cores(r->v) ? kUbf16 : 0.0;  // P·M rounded to bf16 for P·V
     double *pm = mnrl_malloc((size_t)r->max_seqlen * sizeof(double));  // P_ij·M_ij of one row
     for (int s = 0; s < r->c->S; s++) {
         int s0 = r->cu[s], n = r->cu[s + 1] - s0;
@@ -140,7 +161,8 @@ static void compare_forward(Stats *st, const Run *r, const float *out, const flo
                     for (int j = 0; j < n; j++)
                         weight += pm[j] * fabs(v_row(r, s0 + j, h)[d]);
                     double want = r->out[(size_t)t * C + h * HS + d];
-                    check_bf16(&st->out, out[(size_t)t * C + h * HS + d], want, (eps + (2.0 * n + 4) * kU) * weight, bf);
+                    check_bf16(&st->out, out[(size_t)t * C + h * HS + d], want,
+                               (eps + (2.0 * n + 4) * kU + p_bf16) * weight, bf);
                 }
             }
     }
@@ -162,6 +184,7 @@ static void ds_bound(const Run *r, int h, int s0, int i, int j, double m, double
 static void compare_backward(Stats *st, const Run *r, const float *dqkv, const float *ref) {
     int C = r->v.C, HS = r->HS, C3 = 3 * C;
     double bf = r->v.bf16 ? kUbf16 : 0.0;
+    double w_bf16 = tensor_cores(r->v) ? kUbf16 : 0.0;  // dS and P·M rounded to bf16 for the products
     for (int s = 0; s < r->c->S; s++) {
         int s0 = r->cu[s], n = r->cu[s + 1] - s0;
         double acc_u = (2.0 * n + 4) * kU;
@@ -187,7 +210,7 @@ static void compare_backward(Stats *st, const Run *r, const float *dqkv, const f
                     const float *k = k_row(r, s0 + y, h), *q = q_row(r, s0 + y, h);
                     const float *d_o = r->dout + (size_t)(s0 + y) * C + h * HS;
                     size_t xy = (size_t)x * n + y, yx = (size_t)y * n + x;
-                    double wv = (eps[y] + acc_u) * pm[yx];
+                    double wv = (eps[y] + acc_u + w_bf16) * pm[yx];
                     for (int d = 0; d < HS; d++) {
                         tq[d] += e[xy] * fabs(k[d]);
                         aq[d] += fabs(ds[xy] * k[d]);
@@ -198,8 +221,8 @@ static void compare_backward(Stats *st, const Run *r, const float *dqkv, const f
                 }
                 for (int d = 0; d < HS; d++) {
                     size_t row = (size_t)(s0 + x) * C3 + h * HS + d;
-                    check_bf16(&st->dq, dqkv[row], ref[row], tq[d] + acc_u * aq[d], bf);
-                    check_bf16(&st->dk, dqkv[row + C], ref[row + C], tk[d] + acc_u * ak[d], bf);
+                    check_bf16(&st->dq, dqkv[row], ref[row], tq[d] + (acc_u + w_bf16) * aq[d], bf);
+                    check_bf16(&st->dk, dqkv[row + C], ref[row + C], tk[d] + (acc_u + w_bf16) * ak[d], bf);
                     check_bf16(&st->dv, dqkv[row + 2 * C], ref[row + 2 * C], tv[d], bf);
                 }
             }
@@ -221,7 +244,14 @@ static void run_variant(const Case *c, Variant v, uint64_t *rng) {
     size_t n_qkv = (size_t)T * 3 * C, n_out = (size_t)T * C, elem = bf16 ? 2 : 4;
     r.qkv = mnrl_malloc(n_qkv * sizeof(float));
     for (size_t i = 0; i < n_qkv; i++) r.qkv[i] = uniform(rng, -2.0f, 2.0f);
-    void *dev_qkv = device_act(r.qkv, n_qkv, bf16);
+    // Unaligned: the device copy starts one element into its buffer.
+    size_t lead = v.unaligned ? 1 : 0;
+    float *padded = mnrl_malloc((n_qkv + lead) * sizeof(float));
+    padded[0] = 0.0f;
+    memcpy(padded + lead, r.qkv, n_qkv * sizeof(float));
+    void *qkv_buffer = device_act(padded, n_qkv + lead, bf16), *dev_qkv = (char *)qkv_buffer + lead * elem;
+    memcpy(r.qkv, padded + lead, n_qkv * sizeof(float));  // as the act dtype holds them
+    free(padded);
     int32_t *dev_cu = device_copy(r.cu, (size_t)(c->S + 1) * sizeof(int32_t));
 
     // Forward: the kernel against the CPU on the same (decoded) qkv.
@@ -272,8 +302,9 @@ static void run_variant(const Case *c, Variant v, uint64_t *rng) {
                                   kSeed, kStream, 0, NULL);
     compare_backward(&st, &r, dqkv, ref);
 
-    printf("%-20s C=%-3d NH=%-2d %s keep %.1f | out %.1e (%.2f) lse %.1e (%.2f) | dq %.1e (%.2f) dk %.1e (%.2f) "
-           "dv %.1e (%.2f)\n", c->name, C, NH, bf16 ? "bf16" : "fp32", v.keep_prob, st.out.max_err, st.out.worst,
+    printf("%-20s C=%-3d NH=%-2d %s %-8s keep %.1f | out %.1e (%.2f) lse %.1e (%.2f) | dq %.1e (%.2f) dk %.1e (%.2f) "
+           "dv %.1e (%.2f)\n", c->name, C, NH, bf16 ? "bf16" : "fp32", tensor_cores(v) ? "tensor" : "portable",
+           v.keep_prob, st.out.max_err, st.out.worst,
            st.lse.max_err, st.lse.worst, st.dq.max_err, st.dq.worst, st.dk.max_err, st.dk.worst, st.dv.max_err,
            st.dv.worst);
     const ErrorStat *all[] = {&st.out, &st.lse, &st.dq, &st.dk, &st.dv};
@@ -290,7 +321,7 @@ static void run_variant(const Case *c, Variant v, uint64_t *rng) {
     free(r.dout);
     free(r.qkv);
     free(r.cu);
-    cudaFree(dev_qkv);
+    cudaFree(qkv_buffer);
     cudaFree(dev_cu);
     cudaFree(dev_out);
     cudaFree(dev_lse);
@@ -406,13 +437,16 @@ int main(void) {
     // Every case in fp32 and bf16 with dropout on and off at hidden 64 (head size 16); at
     // hidden 384, 12 heads (head size 32) in bf16 with dropout and fp32 without, 6 heads
     // (head size 64) in fp32 without and bf16 with; at hidden 256, 2 heads (head size 128)
-    // in fp32 with dropout and bf16 without.
+    // in fp32 with dropout and bf16 without; hidden 64 in bf16 with dropout once more with
+    // unaligned qkv (the portable kernels).
     // The ASan+UBSan build (about 3x slower, and the fp64 bounds here with it) keeps the
-    // hidden-64 variants and one of hidden 384, to stay within about a minute.
+    // hidden-64 variants and one of hidden 384, to stay within about a minute and a half.
     const Variant variants[] = {
-        {64, 4, 0, 1.0f},   {64, 4, 0, 0.9f},  {64, 4, 1, 1.0f},  {64, 4, 1, 0.9f}, {384, 12, 1, 0.9f},
+        {64, 4, 0, 1.0f, 0},   {64, 4, 0, 0.9f, 0}, {64, 4, 1, 1.0f, 0},  {64, 4, 1, 0.9f, 0},
+        {384, 12, 1, 0.9f, 0}, {64, 4, 1, 0.9f, 1},
 #ifndef __SANITIZE_ADDRESS__
-        {384, 12, 0, 1.0f}, {384, 6, 0, 1.0f}, {384, 6, 1, 0.9f}, {256, 2, 0, 0.9f}, {256, 2, 1, 1.0f},
+        {384, 12, 0, 1.0f, 0}, {384, 6, 0, 1.0f, 0}, {384, 6, 1, 0.9f, 0}, {256, 2, 0, 0.9f, 0},
+        {256, 2, 1, 1.0f, 0},
 #endif
     };
     uint64_t rng = 7;
