@@ -590,6 +590,112 @@ static void test_dropout_offsets(const MnrlOps *ops) {
     free(saved), free(out), free(dqkv), free(saved_c), free(out_c), free(dqkv_c);
 }
 
+// ---- attention at other shapes ----------------------------------------------------------
+
+// Attention in fp64 from the definition (ops.h), dropout masks from mnrl_rng_uniform_at:
+// out [T, C] and the gradient dqkv [T, 3C] of sum(out · dout).
+static void reference_attention(double *out, double *dqkv, const float *qkv, const float *dout,
+                                const int32_t *cu_s, int S_, int max_seqlen, int C, int NH,
+                                float keep, uint64_t seed, uint64_t stream) {
+    int HS = C / NH, T_ = cu_s[S_];
+    double scale = 1.0 / sqrt((double)HS);
+    double *P = mnrl_calloc((size_t)max_seqlen, sizeof(double)), *M = mnrl_calloc((size_t)max_seqlen, sizeof(double));
+    double *dP = mnrl_calloc((size_t)max_seqlen, sizeof(double));
+    memset(dqkv, 0, sizeof(double) * (size_t)T_ * 3 * C);
+    for (int s = 0; s < S_; s++)
+        for (int h = 0; h < NH; h++)
+            for (int t = cu_s[s]; t < cu_s[s + 1]; t++) {
+                int len = cu_s[s + 1] - cu_s[s];
+                const float *q = qkv + (size_t)t * 3 * C + h * HS;
+                double max_score = -INFINITY, sum = 0.0, row_dot = 0.0;
+                for (int j = 0; j < len; j++) {
+                    const float *k = qkv + (size_t)(cu_s[s] + j) * 3 * C + C + h * HS;
+                    P[j] = 0.0;
+                    for (int c = 0; c < HS; c++) P[j] += (double)q[c] * k[c];
+                    P[j] *= scale;
+                    max_score = fmax(max_score, P[j]);
+                }
+                for (int j = 0; j < len; j++) sum += P[j] = exp(P[j] - max_score);
+                for (int j = 0; j < len; j++) {
+                    uint64_t e = ((uint64_t)t * NH + h) * (uint64_t)max_seqlen + j;
+                    P[j] /= sum;
+                    M[j] = mnrl_rng_uniform_at(seed, stream, e) < keep ? 1.0 / keep : 0.0;
+                }
+                const float *d_o = dout + (size_t)t * C + h * HS;
+                for (int c = 0; c < HS; c++) {
+                    double o = 0.0;
+                    for (int j = 0; j < len; j++) o += P[j] * M[j] * qkv[(size_t)(cu_s[s] + j) * 3 * C + 2 * C + h * HS + c];
+                    out[(size_t)t * C + h * HS + c] = o;
+                }
+                for (int j = 0; j < len; j++) {
+                    const float *v = qkv + (size_t)(cu_s[s] + j) * 3 * C + 2 * C + h * HS;
+                    dP[j] = 0.0;
+                    for (int c = 0; c < HS; c++) dP[j] += (double)d_o[c] * v[c];
+                    dP[j] *= M[j];
+                    row_dot += P[j] * dP[j];
+                }
+                for (int j = 0; j < len; j++) {
+                    double ds = P[j] * (dP[j] - row_dot) * scale;
+                    size_t tj = (size_t)(cu_s[s] + j) * 3 * C;
+                    for (int c = 0; c < HS; c++) {
+                        dqkv[(size_t)t * 3 * C + h * HS + c] += ds * qkv[tj + C + h * HS + c];
+                        dqkv[tj + C + h * HS + c] += ds * q[c];
+                        dqkv[tj + 2 * C + h * HS + c] += P[j] * M[j] * d_o[c];
+                    }
+                }
+            }
+    free(P), free(M), free(dP);
+}
+
+// Head sizes 32 and 48 (a whole and a partial 32-column tile), 160 (beyond one 128-column
+// transposed tile) and sentences of 1, 2, 31, 33 and 70 tokens (several 32-key pieces and
+// query blocks) with dropout, against the fp64 reference; bitwise equal on 1 and 3 threads.
+static void test_attention_shapes(const MnrlOps *ops) {
+    const int32_t lens[5] = {1, 2, 31, 33, 70};
+    const int shapes[3][2] = {{96, 3}, {96, 2}, {320, 2}};
+    enum { SN = 5, MAX_LEN = 70 };
+    int32_t cu_s[SN + 1] = {0};
+    for (int s = 0; s < SN; s++) cu_s[s + 1] = cu_s[s] + lens[s];
+    int Tn = cu_s[SN];
+    for (int k = 0; k < 3; k++) {
+        int C = shapes[k][0], NH = shapes[k][1];
+        uint64_t rng = 77 + (uint64_t)k;
+        float *qkv = zeros((size_t)Tn * 3 * C), *dout = zeros((size_t)Tn * C);
+        for (size_t i = 0; i < (size_t)Tn * 3 * C; i++)
+            qkv[i] = 2.0f * ((float)((double)(mnrl_splitmix64(&rng) >> 11) / 9007199254740992.0) - 0.5f);
+        for (size_t i = 0; i < (size_t)Tn * C; i++)
+            dout[i] = (float)((double)(mnrl_splitmix64(&rng) >> 11) / 9007199254740992.0) - 0.5f;
+        double *ref_out = mnrl_calloc((size_t)Tn * C, sizeof(double));
+        double *ref_dqkv = mnrl_calloc((size_t)Tn * 3 * C, sizeof(double));
+        reference_attention(ref_out, ref_dqkv, qkv, dout, cu_s, SN, MAX_LEN, C, NH, 0.8f, 21, 5);
+        float *want_out = zeros((size_t)Tn * C), *want_dqkv = zeros((size_t)Tn * 3 * C);
+        for (size_t i = 0; i < (size_t)Tn * C; i++) want_out[i] = (float)ref_out[i];
+        for (size_t i = 0; i < (size_t)Tn * 3 * C; i++) want_dqkv[i] = (float)ref_dqkv[i];
+        size_t saved_floats = ops->attention_saved_bytes(Tn, NH, MAX_LEN) / sizeof(float);
+        float *results[2];
+        int threads = omp_get_max_threads();
+        const int counts[2] = {1, 3};
+        for (int r = 0; r < 2; r++) {
+            omp_set_num_threads(counts[r]);
+            float *saved = zeros(saved_floats), *out = zeros((size_t)Tn * C);
+            results[r] = zeros((size_t)Tn * 3 * C);
+            ops->attention_forward(out, saved, qkv, cu_s, SN, Tn, MAX_LEN, C, NH, 0.8f, 21, 5, 0);
+            ops->attention_backward(results[r], dout, qkv, out, saved, cu_s, SN, Tn, MAX_LEN, C, NH, 0.8f, 21, 5,
+                                    0, NULL);
+            char name[64];
+            snprintf(name, sizeof name, "attention out, head size %d", C / NH);
+            check_close(name, out, want_out, (size_t)Tn * C, RTOL);
+            snprintf(name, sizeof name, "attention dqkv, head size %d", C / NH);
+            check_close(name, results[r], want_dqkv, (size_t)Tn * 3 * C, RTOL);
+            free(saved), free(out);
+        }
+        omp_set_num_threads(threads);
+        check_equal("attention dqkv on 1 and 3 threads", results[0], results[1], (size_t)Tn * 3 * C);
+        free(qkv), free(dout), free(ref_out), free(ref_dqkv), free(want_out), free(want_dqkv);
+        free(results[0]), free(results[1]);
+    }
+}
+
 // ---- determinism across thread counts ---------------------------------------------------
 
 static void run_backwards(const MnrlOps *ops, float *results) {
@@ -679,6 +785,7 @@ int main(void) {
     test_dropout(ops);
     test_dropout_offsets(ops);
     test_attention(ops);
+    test_attention_shapes(ops);
     test_pooling(ops);
     test_loss(ops);
     test_adamw(ops);

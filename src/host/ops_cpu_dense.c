@@ -275,70 +275,191 @@ void ops_cpu_dropout(void *out_, const void *inp_, size_t n, float keep_prob, ui
 }
 
 // ---- attention --------------------------------------------------------------------------
+//
+// Per (sentence, head) the products are small matrices (length × head size), so they are
+// computed as vector operations on tiles instead of one dot product per (query, key):
+// the dot products of one query with a piece of keys run over a transposed tile of the
+// keys (one vector lane per key), and every weighted sum of rows (P V, dS K, ...) keeps
+// a tile of 32 columns in registers while it walks the rows. Each output element is
+// written by one (sentence, head) pair and summed in a fixed order (keys, or queries, in
+// sequence), so results do not depend on the thread count or the vector width.
+
+// Keys are walked in pieces of KEY_PIECE (their dropout multipliers are one Philox group,
+// their transposed tile KEY_PIECE lanes), dot products in groups of KEY_GROUP lanes, the
+// transposed tile holds up to HEAD_CHUNK columns, weighted row sums keep HEAD_TILE columns
+// in registers, and backward keeps dS for QUERY_BLOCK queries at a time.
+enum { KEY_PIECE = 32, KEY_GROUP = 16, HEAD_CHUNK = 128, HEAD_TILE = 32, QUERY_BLOCK = 32 };
+
+// Lanes of the fp64 sums below: term i is added to lane i % SUM_LANES, and the lanes are
+// added in order at the end: the same sums on every vector width.
+enum { SUM_LANES = 8 };
+
+static OPS_CPU_INLINE double sum_lanes(const double lanes[SUM_LANES]) {
+    double sum = 0.0;
+    for (int l = 0; l < SUM_LANES; l++) sum += lanes[l];
+    return sum;
+}
 
 // Dot products accumulate in fp64: backward subtracts two of them (dP - rowsum(P∘dP)),
 // which cancel when a sentence is short, and the reference should not add rounding there.
 static OPS_CPU_INLINE double dot(const float *a, const float *b, int n) {
-    double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-    for (int i = 0; i < n; i++) acc += (double)a[i] * b[i];
-    return acc;
-}
-
-static OPS_CPU_INLINE void axpy(float *y, float alpha, const float *x, int n) {
+    double lanes[SUM_LANES] = {0};
+    int i = 0;
+    for (; i + SUM_LANES <= n; i += SUM_LANES) {
 #pragma omp simd
-    for (int i = 0; i < n; i++) y[i] += alpha * x[i];
+        for (int l = 0; l < SUM_LANES; l++) lanes[l] += (double)a[i + l] * b[i + l];
+    }
+    for (int l = 0; i + l < n; l++) lanes[l] += (double)a[i + l] * b[i + l];
+    return sum_lanes(lanes);
 }
 
 // Where one (sentence, head) pair's data lives in the packed buffers.
 typedef struct {
-    int start, len, HS, row3;  // first token, tokens, head size, qkv row stride (3C)
-    size_t q_col, k_col, v_col;
+    int start, len, HS;         // first token, tokens, head size
+    size_t row3, C;             // row strides of qkv-shaped and [T, C] buffers
+    size_t q_col, k_col, v_col; // the head's columns in qkv (q_col also in [T, C])
+    size_t probs, prob_stride;  // element of (token start, key 0) of the head's saved
+                                // probabilities and dropout mask; elements per token
 } HeadView;
 
-static HeadView head_view(const int32_t *cu_seqlens, int s, int h, int C, int NH) {
+static HeadView head_view(const int32_t *cu_seqlens, int s, int h, int C, int NH, int max_seqlen) {
     HeadView v;
     v.start = cu_seqlens[s];
     v.len = cu_seqlens[s + 1] - cu_seqlens[s];
     v.HS = C / NH;
-    v.row3 = 3 * C;
+    v.row3 = 3 * (size_t)C;
+    v.C = (size_t)C;
     v.q_col = (size_t)h * v.HS;
     v.k_col = (size_t)C + v.q_col;
     v.v_col = (size_t)2 * C + v.q_col;
+    v.prob_stride = (size_t)NH * max_seqlen;
+    v.probs = (size_t)v.start * v.prob_stride + (size_t)h * max_seqlen;
     return v;
 }
 
-// Softmax row of query i of one head: scores into p, then normalised in place.
-static OPS_CPU_INLINE void softmax_scores(float *p, const float *qkv, const HeadView *v, int i,
-                                          float scale) {
-    const float *q = qkv + (size_t)(v->start + i) * v->row3 + v->q_col;
-    float max_score = -INFINITY;
-    for (int j = 0; j < v->len; j++) {
-        p[j] = (float)dot(q, qkv + (size_t)(v->start + j) * v->row3 + v->k_col, v->HS) * scale;
-        if (p[j] > max_score) max_score = p[j];
-    }
-    double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < v->len; j++) {
-        p[j] = exp_f32(p[j] - max_score);
-        sum += p[j];
-    }
-    float inv = (float)(1.0 / sum);
-#pragma omp simd
-    for (int j = 0; j < v->len; j++) p[j] *= inv;
+// Row i of the sentence's queries, keys or values (col = v->q_col, k_col or v_col) in a
+// qkv-shaped buffer.
+static OPS_CPU_INLINE const float *head_row(const float *qkv, const HeadView *v, int i, size_t col) {
+    return qkv + (size_t)(v->start + i) * v->row3 + col;
 }
 
-// Keys are walked in pieces of this many, with their dropout multipliers on the stack.
-enum { KEY_PIECE = 32 };
+// Element of (query i, key 0) in the saved probabilities and in the dropout mask.
+static OPS_CPU_INLINE size_t prob_row(const HeadView *v, int i) {
+    return v->probs + (size_t)i * v->prob_stride;
+}
 
-// Dropout multipliers of keys j0 .. j0+n-1 of one (query, head) row whose element 0 is e0.
-static OPS_CPU_INLINE void key_multipliers(float *mult, uint64_t e0, int j0, int n,
-                                           float keep_prob, uint64_t seed, uint64_t stream) {
-    if (keep_prob >= 1.0f) {
-        for (int j = 0; j < n; j++) mult[j] = 1.0f;
-        return;
+// Asks for the lines of `bytes` bytes at each of `rows` rows (`stride` floats apart)
+// before they are used, so that their misses overlap: a head reads a short slice of every
+// row of its sentence, a pattern the hardware prefetchers do not follow, and in the
+// backward pass the data is cold (the forward pass wrote it long before). Lines that will
+// be written are asked for with write intent.
+static OPS_CPU_INLINE void prefetch_rows(const float *first, size_t stride, int rows, size_t bytes,
+                                         int write) {
+#if defined(__GNUC__)
+    for (int r = 0; r < rows; r++) {
+        const char *row = (const char *)(first + (size_t)r * stride);
+        for (size_t b = 0; b < bytes + 63; b += 64) {
+            const char *line = row + (b < bytes ? b : bytes - 1);
+            if (write)
+                __builtin_prefetch(line, 1);
+            else
+                __builtin_prefetch(line, 0);
+        }
     }
-    ops_cpu_dropout_multipliers(mult, e0 + (uint64_t)j0, (size_t)n, keep_prob, seed, stream);
+#else
+    (void)first, (void)stride, (void)rows, (void)bytes, (void)write;
+#endif
+}
+
+// Keys (or values) j0 .. j0+n-1, columns c0 .. c0+width-1, transposed into fp64:
+// t[c][j] = row j0+j, column c0+c; lanes n .. up to the next KEY_GROUP are zero. (j0, c0)
+// name what it holds, so a tile is filled once per piece when the head fits one chunk.
+// (Declared without an initialiser and emptied by key_tile_init: zeroing 32 KB per head
+// would cost more than the head's work.)
+typedef struct {
+    int j0, c0;
+    double t[HEAD_CHUNK][KEY_PIECE];
+} KeyTile;
+
+static OPS_CPU_INLINE void key_tile_init(KeyTile *tile) { tile->j0 = tile->c0 = -1; }
+
+static OPS_CPU_INLINE void key_tile_fill(KeyTile *tile, const float *rows, size_t stride, int j0,
+                                         int n, int c0, int width) {
+    if (tile->j0 == j0 && tile->c0 == c0) return;
+    int lanes = (n + KEY_GROUP - 1) / KEY_GROUP * KEY_GROUP;
+    for (int j = 0; j < lanes; j++) {
+        const float *row = rows + (size_t)(j0 + j) * stride + c0;
+        for (int c = 0; c < width; c++) tile->t[c][j] = j < n ? row[c] : 0.0;
+    }
+    tile->j0 = j0;
+    tile->c0 = c0;
+}
+
+// dots[j] = Σ_c x[c]·t[c][j] for the tile's n keys (added to dots when accumulate), in
+// fp64 as two chains, even and odd c, added at the end: the same sums on every machine,
+// and twice the independent additions of one chain.
+static OPS_CPU_INLINE void tile_dots(double *dots, const float *x, const KeyTile *tile, int width,
+                                     int n, int accumulate) {
+    for (int g = 0; g < n; g += KEY_GROUP) {
+        double even[KEY_GROUP] = {0}, odd[KEY_GROUP] = {0};
+        int c = 0;
+        for (; c + 1 < width; c += 2) {
+            double x0 = x[c], x1 = x[c + 1];
+            const double *t0 = tile->t[c] + g, *t1 = tile->t[c + 1] + g;
+#pragma omp simd
+            for (int j = 0; j < KEY_GROUP; j++) even[j] += x0 * t0[j];
+#pragma omp simd
+            for (int j = 0; j < KEY_GROUP; j++) odd[j] += x1 * t1[j];
+        }
+        if (c < width) {
+            double x0 = x[c];
+            const double *t0 = tile->t[c] + g;
+#pragma omp simd
+            for (int j = 0; j < KEY_GROUP; j++) even[j] += x0 * t0[j];
+        }
+#pragma omp simd
+        for (int j = 0; j < KEY_GROUP; j++)
+            dots[g + j] = (accumulate ? dots[g + j] : 0.0) + (even[j] + odd[j]);
+    }
+}
+
+// dots[j] = x · row j0+j for j < n (x and the rows of length HS), through the tile.
+static OPS_CPU_INLINE void piece_dots(double *dots, const float *x, KeyTile *tile,
+                                      const float *rows, size_t stride, int j0, int n, int HS) {
+    for (int c0 = 0; c0 < HS; c0 += HEAD_CHUNK) {
+        int width = HS - c0 < HEAD_CHUNK ? HS - c0 : HEAD_CHUNK;
+        key_tile_fill(tile, rows, stride, j0, n, c0, width);
+        tile_dots(dots, x + c0, tile, width, n, c0 > 0);
+    }
+}
+
+// out[c] = (out[c] when accumulate, else 0) + Σ_k w[k·w_stride]·rows[k][c], c < width <=
+// HEAD_TILE, summed in k order in fp32. Inlined with width = HEAD_TILE, the sums stay in
+// registers.
+static OPS_CPU_INLINE void weighted_tile(float *out, const float *w, int w_stride, const float *rows,
+                                         size_t stride, int count, int width, int accumulate) {
+    float acc[HEAD_TILE];
+#pragma omp simd
+    for (int c = 0; c < width; c++) acc[c] = accumulate ? out[c] : 0.0f;
+    for (int k = 0; k < count; k++) {
+        float wk = w[(size_t)k * w_stride];
+        const float *row = rows + (size_t)k * stride;
+#pragma omp simd
+        for (int c = 0; c < width; c++) acc[c] += wk * row[c];
+    }
+#pragma omp simd
+    for (int c = 0; c < width; c++) out[c] = acc[c];
+}
+
+// weighted_tile over all HS columns.
+static OPS_CPU_INLINE void weighted_rows(float *out, const float *w, int w_stride, const float *rows,
+                                         size_t stride, int count, int HS, int accumulate) {
+    for (int c0 = 0; c0 < HS; c0 += HEAD_TILE) {
+        if (HS - c0 >= HEAD_TILE)
+            weighted_tile(out + c0, w, w_stride, rows + c0, stride, count, HEAD_TILE, accumulate);
+        else
+            weighted_tile(out + c0, w, w_stride, rows + c0, stride, count, HS - c0, accumulate);
+    }
 }
 
 // Dropout of the attention probabilities: the (seed, stream) of one attention call, and the
@@ -355,25 +476,90 @@ static AttnDropout attn_dropout(float keep_prob, uint64_t seed, uint64_t stream,
     return d;
 }
 
-// Forward of one (sentence, head): P row by row into saved, out = (P∘M) V.
+// The slices a (sentence, head) pair reads or writes (write: 1) of a qkv-shaped buffer,
+// of a [T, C] buffer and of the saved probabilities.
+static OPS_CPU_INLINE void prefetch_qkv(const float *qkv, const HeadView *v, int write) {
+    size_t cols[3] = {v->q_col, v->k_col, v->v_col};
+    for (int k = 0; k < 3; k++)
+        prefetch_rows(head_row(qkv, v, 0, cols[k]), v->row3, v->len, sizeof(float) * v->HS, write);
+}
+
+static OPS_CPU_INLINE void prefetch_tokens(const float *x, const HeadView *v, int write) {
+    prefetch_rows(x + (size_t)v->start * v->C + v->q_col, v->C, v->len, sizeof(float) * v->HS, write);
+}
+
+static OPS_CPU_INLINE void prefetch_probs(const float *saved, const HeadView *v, int write) {
+    prefetch_rows(saved + v->probs, v->prob_stride, v->len, sizeof(float) * v->len, write);
+}
+
+// Dropout multipliers of keys j0 .. j0+n-1 of the (query, head) row whose element 0 is e0,
+// as a full piece (zeros past n).
+static OPS_CPU_INLINE void key_multipliers(float mult[KEY_PIECE], const AttnDropout *drop,
+                                           size_t e0, int j0, int n) {
+    if (drop->keep_prob >= 1.0f)
+        for (int j = 0; j < n; j++) mult[j] = 1.0f;
+    else
+        ops_cpu_dropout_multipliers(mult, drop->first + e0 + (uint64_t)j0, (size_t)n,
+                                    drop->keep_prob, drop->seed, drop->stream);
+    for (int j = n; j < KEY_PIECE; j++) mult[j] = 0.0f;
+}
+
+// Up to KEY_PIECE elements of a row into a full piece, the lanes past n set to pad: the
+// loops over a piece then run whole vectors with no scalar remainder.
+static OPS_CPU_INLINE void load_piece(float piece[KEY_PIECE], const float *row, int n, float pad) {
+#pragma omp simd
+    for (int j = 0; j < KEY_PIECE; j++) piece[j] = j < n ? row[j] : pad;
+}
+
+// Softmax of one row of len scores, in place.
+static OPS_CPU_INLINE void softmax_row(float *p, int len) {
+    float max_score = -INFINITY;
+    for (int j = 0; j < len; j++)
+        if (p[j] > max_score) max_score = p[j];
+    double lanes[SUM_LANES] = {0};
+    for (int j0 = 0; j0 < len; j0 += KEY_PIECE) {
+        int n = len - j0 < KEY_PIECE ? len - j0 : KEY_PIECE;
+        float e[KEY_PIECE];
+        load_piece(e, p + j0, n, -INFINITY);
+#pragma omp simd
+        for (int j = 0; j < KEY_PIECE; j++) e[j] = select_f32(j < n, exp_f32(e[j] - max_score), 0.0f);
+        for (int b = 0; b < KEY_PIECE; b += SUM_LANES) {
+#pragma omp simd
+            for (int l = 0; l < SUM_LANES; l++) lanes[l] += e[b + l];
+        }
+        for (int j = 0; j < n; j++) p[j0 + j] = e[j];
+    }
+    float inv = (float)(1.0 / sum_lanes(lanes));
+#pragma omp simd
+    for (int j = 0; j < len; j++) p[j] *= inv;
+}
+
+// Forward of one (sentence, head): P = softmax(Q K^T · scale) row by row into saved, then
+// out = (P∘M) V.
 OPS_CPU_CLONES static void head_forward(float *out, float *saved, const float *qkv,
-                                        const HeadView *v, int h, int NH, int C, int max_seqlen,
-                                        float scale, AttnDropout drop) {
+                                        const HeadView *v, float scale, AttnDropout drop) {
+    KeyTile tile;
+    key_tile_init(&tile);
+    const float *keys = head_row(qkv, v, 0, v->k_col), *values = head_row(qkv, v, 0, v->v_col);
+    for (int j0 = 0; j0 < v->len; j0 += KEY_PIECE) {
+        int n = v->len - j0 < KEY_PIECE ? v->len - j0 : KEY_PIECE;
+        for (int i = 0; i < v->len; i++) {
+            double dots[KEY_PIECE];
+            piece_dots(dots, head_row(qkv, v, i, v->q_col), &tile, keys, v->row3, j0, n, v->HS);
+            float *p = saved + prob_row(v, i) + j0;
+            for (int j = 0; j < n; j++) p[j] = (float)dots[j] * scale;
+        }
+    }
     for (int i = 0; i < v->len; i++) {
-        size_t t = (size_t)(v->start + i);
-        size_t e0 = (t * NH + h) * (size_t)max_seqlen;
-        float *p = saved + e0;
-        softmax_scores(p, qkv, v, i, scale);
-        float *o = out + t * C + v->q_col;
-        memset(o, 0, sizeof(float) * v->HS);
+        float *p = saved + prob_row(v, i);
+        softmax_row(p, v->len);
+        float *o = out + (size_t)(v->start + i) * v->C + v->q_col;
         for (int j0 = 0; j0 < v->len; j0 += KEY_PIECE) {
-            float mult[KEY_PIECE];
+            float w[KEY_PIECE];
             int n = v->len - j0 < KEY_PIECE ? v->len - j0 : KEY_PIECE;
-            key_multipliers(mult, drop.first + e0, j0, n, drop.keep_prob, drop.seed, drop.stream);
-            for (int j = j0; j < j0 + n; j++) {
-                float w = p[j] * mult[j - j0];
-                if (w != 0.0f) axpy(o, w, qkv + (size_t)(v->start + j) * v->row3 + v->v_col, v->HS);
-            }
+            key_multipliers(w, &drop, prob_row(v, i), j0, n);
+            for (int j = 0; j < n; j++) w[j] *= p[j0 + j];
+            weighted_rows(o, w, 1, values + (size_t)j0 * v->row3, v->row3, n, v->HS, j0 > 0);
         }
     }
 }
@@ -385,50 +571,75 @@ void ops_cpu_attention_forward(void *out, float *saved, const void *qkv,
     (void)T;
     float scale = 1.0f / sqrtf((float)(C / NH));
     AttnDropout drop = attn_dropout(keep_prob, seed, stream, token_offset, NH, max_seqlen);
-#pragma omp parallel for collapse(2) schedule(dynamic, 4)
-    for (int s = 0; s < S; s++) {
-        for (int h = 0; h < NH; h++) {
-            HeadView v = head_view(cu_seqlens, s, h, C, NH);
-            head_forward(out, saved, qkv, &v, h, NH, C, max_seqlen, scale, drop);
+    // Pairs k = h·S + s: a thread's consecutive pairs read the same slice of consecutive
+    // rows, and each asks for the next pair's rows before computing its own.
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < NH * S; k++) {
+        if (k + 1 < NH * S) {
+            HeadView next = head_view(cu_seqlens, (k + 1) % S, (k + 1) / S, C, NH, max_seqlen);
+            prefetch_qkv(qkv, &next, 0);
+            prefetch_tokens(out, &next, 1);
+            prefetch_probs(saved, &next, 1);
         }
+        HeadView v = head_view(cu_seqlens, k % S, k / S, C, NH, max_seqlen);
+        head_forward(out, saved, qkv, &v, scale, drop);
     }
 }
 
 // With P the saved probabilities, M the dropout multipliers and O = (P∘M) V:
 //   dV = (P∘M)^T dO,  dP = (dO V^T)∘M,  dS = P∘(dP - rowsum(P∘dP)) · scale,
 //   dQ = dS K,  dK = dS^T Q,  and rowsum(P∘dP) = dO·O (so no row buffer is needed).
-// Each (sentence, head) pair owns its rows of dqkv: no races, fixed order.
+// Per piece of keys and block of queries: dS and P∘M of the block (dQ rows gather their
+// part on the way), then the piece's dK and dV rows. Each (sentence, head) pair owns its
+// rows of dqkv, and every sum runs in key order (dQ) or query order (dK, dV).
+typedef struct {
+    float ds[QUERY_BLOCK][KEY_PIECE];  // dS
+    float w[QUERY_BLOCK][KEY_PIECE];   // P∘M
+} ScoreGrads;
+
+// Rows i0 .. i0+count-1 of dS and P∘M for keys j0 .. j0+n-1, and their part of dQ.
+static OPS_CPU_INLINE void score_grads(ScoreGrads *g, KeyTile *tile, float *dqkv, const float *dout,
+                                       const float *qkv, const float *out, const float *saved,
+                                       const HeadView *v, float scale, const AttnDropout *drop,
+                                       int i0, int count, int j0, int n) {
+    for (int b = 0; b < count; b++) {
+        size_t t = (size_t)(v->start + i0 + b), e0 = prob_row(v, i0 + b);
+        const float *d_o = dout + t * v->C + v->q_col;
+        double row_dot = dot(d_o, out + t * v->C + v->q_col, v->HS), dp[KEY_PIECE];
+        float p[KEY_PIECE], mult[KEY_PIECE];
+        load_piece(p, saved + e0 + j0, n, 0.0f);
+        key_multipliers(mult, drop, e0, j0, n);
+        piece_dots(dp, d_o, tile, head_row(qkv, v, 0, v->v_col), v->row3, j0, n, v->HS);
+        // Whole groups of lanes (piece_dots fills them); the lanes past n hold zeros.
+        int lanes = (n + KEY_GROUP - 1) / KEY_GROUP * KEY_GROUP;
+#pragma omp simd
+        for (int j = 0; j < lanes; j++) {
+            g->ds[b][j] = (float)(p[j] * (dp[j] * mult[j] - row_dot) * scale);
+            g->w[b][j] = p[j] * mult[j];
+        }
+        weighted_rows(dqkv + t * v->row3 + v->q_col, g->ds[b], 1, head_row(qkv, v, j0, v->k_col),
+                      v->row3, n, v->HS, j0 > 0);
+    }
+}
+
 OPS_CPU_CLONES static void head_backward(float *dqkv, const float *dout, const float *qkv,
                                          const float *out, const float *saved,
-                                         const HeadView *v, int h, int NH, int C, int max_seqlen,
-                                         float scale, AttnDropout drop) {
-    for (int i = 0; i < v->len; i++) {
-        float *row = dqkv + (size_t)(v->start + i) * v->row3;
-        memset(row + v->q_col, 0, sizeof(float) * v->HS);
-        memset(row + v->k_col, 0, sizeof(float) * v->HS);
-        memset(row + v->v_col, 0, sizeof(float) * v->HS);
-    }
-    for (int i = 0; i < v->len; i++) {
-        size_t t = (size_t)(v->start + i);
-        size_t e0 = (t * NH + h) * (size_t)max_seqlen;
-        const float *p = saved + e0;
-        const float *d_o = dout + t * C + v->q_col;
-        double row_dot = dot(d_o, out + t * C + v->q_col, v->HS);
-        const float *q = qkv + t * v->row3 + v->q_col;
-        float *dq = dqkv + t * v->row3 + v->q_col;
-        for (int j0 = 0; j0 < v->len; j0 += KEY_PIECE) {
-            float mult[KEY_PIECE];
-            int n = v->len - j0 < KEY_PIECE ? v->len - j0 : KEY_PIECE;
-            key_multipliers(mult, drop.first + e0, j0, n, drop.keep_prob, drop.seed, drop.stream);
-            for (int j = j0; j < j0 + n; j++) {
-                size_t tj = (size_t)(v->start + j);
-                float m = mult[j - j0];
-                const float *vj = qkv + tj * v->row3 + v->v_col;
-                axpy(dqkv + tj * v->row3 + v->v_col, p[j] * m, d_o, v->HS);
-                double dp = dot(d_o, vj, v->HS) * m;
-                float ds = (float)(p[j] * (dp - row_dot) * scale);
-                axpy(dq, ds, qkv + tj * v->row3 + v->k_col, v->HS);
-                axpy(dqkv + tj * v->row3 + v->k_col, ds, q, v->HS);
+                                         const HeadView *v, float scale, AttnDropout drop) {
+    KeyTile tile;
+    key_tile_init(&tile);
+    ScoreGrads g;
+    for (int j0 = 0; j0 < v->len; j0 += KEY_PIECE) {
+        int n = v->len - j0 < KEY_PIECE ? v->len - j0 : KEY_PIECE;
+        for (int i0 = 0; i0 < v->len; i0 += QUERY_BLOCK) {
+            int count = v->len - i0 < QUERY_BLOCK ? v->len - i0 : QUERY_BLOCK;
+            score_grads(&g, &tile, dqkv, dout, qkv, out, saved, v, scale, &drop, i0, count, j0, n);
+            for (int j = 0; j < n; j++) {
+                float *row = dqkv + (size_t)(v->start + j0 + j) * v->row3;
+                weighted_rows(row + v->k_col, &g.ds[0][j], KEY_PIECE, head_row(qkv, v, i0, v->q_col),
+                              v->row3, count, v->HS, i0 > 0);
+                weighted_rows(row + v->v_col, &g.w[0][j], KEY_PIECE,
+                              dout + (size_t)(v->start + i0) * v->C + v->q_col, v->C, count, v->HS,
+                              i0 > 0);
             }
         }
     }
@@ -443,11 +654,18 @@ void ops_cpu_attention_backward(void *dqkv, const void *dout, const void *qkv,
     (void)workspace;
     float scale = 1.0f / sqrtf((float)(C / NH));
     AttnDropout drop = attn_dropout(keep_prob, seed, stream, token_offset, NH, max_seqlen);
-#pragma omp parallel for collapse(2) schedule(dynamic, 4)
-    for (int s = 0; s < S; s++) {
-        for (int h = 0; h < NH; h++) {
-            HeadView v = head_view(cu_seqlens, s, h, C, NH);
-            head_backward(dqkv, dout, qkv, out, saved, &v, h, NH, C, max_seqlen, scale, drop);
+    // Pairs in the forward's order, each asking for the next pair's rows.
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < NH * S; k++) {
+        if (k + 1 < NH * S) {
+            HeadView next = head_view(cu_seqlens, (k + 1) % S, (k + 1) / S, C, NH, max_seqlen);
+            prefetch_qkv(qkv, &next, 0);
+            prefetch_qkv(dqkv, &next, 1);
+            prefetch_tokens(dout, &next, 0);
+            prefetch_tokens(out, &next, 0);
+            prefetch_probs(saved, &next, 0);
         }
+        HeadView v = head_view(cu_seqlens, k % S, k / S, C, NH, max_seqlen);
+        head_backward(dqkv, dout, qkv, out, saved, &v, scale, drop);
     }
 }
