@@ -26,8 +26,8 @@
 #endif
 
 // Dropout multipliers (0 or 1/keep_prob) of elements e0 .. e0+count-1 of a (seed, stream)
-// tensor into mult. Philox blocks are generated 8 at a time, lane-parallel, so that the
-// compiler vectorises them; callers skip it when keep_prob is 1.
+// tensor into mult. Philox blocks are generated 16 at a time (8 for short calls),
+// lane-parallel, so that the compiler vectorises them; callers skip it when keep_prob is 1.
 OPS_CPU_CLONES void ops_cpu_dropout_multipliers(float *mult, uint64_t e0, size_t count,
                                                 float keep_prob, uint64_t seed, uint64_t stream);
 

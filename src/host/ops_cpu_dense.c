@@ -166,7 +166,7 @@ void ops_cpu_matmul_backward(void *dinp, float *dweight, float *dbias, const voi
 
 // ---- elementwise ------------------------------------------------------------------------
 
-// Elements per parallel work item of the elementwise ops: a multiple of 32 (whole Philox
+// Elements per parallel work item of the elementwise ops: a multiple of 64 (whole Philox
 // groups) large enough to amortise the scheduling.
 enum { ELEMENT_CHUNK = 4096 };
 
@@ -202,14 +202,17 @@ void ops_cpu_gelu_backward(void *dinp, const void *inp, const void *dout, size_t
                        (const float *)dout + k * ELEMENT_CHUNK, chunk_length(n, k));
 }
 
-enum { PHILOX_LANES = 8 };
+// Philox blocks run lane-parallel through the rounds, PHILOX_LANES blocks (64 elements) at
+// a time, or half as many for calls of at most 32 elements (an attention row's piece),
+// which would waste most of a full group.
+enum { PHILOX_LANES = 16 };
 
-// Words of Philox blocks q .. q+7 of a stream (rng.h's mapping): words[4·l + k] is word k
-// of block q + l. The 8 blocks run lane-parallel through the rounds.
+// Words of Philox blocks q .. q+lanes-1 of a stream (rng.h's mapping): words[4·l + k] is
+// word k of block q + l (lanes <= PHILOX_LANES; a constant once inlined).
 static OPS_CPU_INLINE void philox_blocks(uint32_t words[4 * PHILOX_LANES], uint64_t seed,
-                                         uint64_t stream, uint64_t q) {
+                                         uint64_t stream, uint64_t q, int lanes) {
     uint32_t c0[PHILOX_LANES], c1[PHILOX_LANES], c2[PHILOX_LANES], c3[PHILOX_LANES];
-    for (int l = 0; l < PHILOX_LANES; l++) {
+    for (int l = 0; l < lanes; l++) {
         c0[l] = (uint32_t)(q + (uint64_t)l);
         c1[l] = (uint32_t)((q + (uint64_t)l) >> 32);
         c2[l] = (uint32_t)stream;
@@ -218,7 +221,7 @@ static OPS_CPU_INLINE void philox_blocks(uint32_t words[4 * PHILOX_LANES], uint6
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     for (int round = 0; round < 10; round++) {
 #pragma omp simd
-        for (int l = 0; l < PHILOX_LANES; l++) {
+        for (int l = 0; l < lanes; l++) {
             uint64_t p0 = (uint64_t)0xD2511F53u * c0[l];
             uint64_t p1 = (uint64_t)0xCD9E8D57u * c2[l];
             uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1;
@@ -230,7 +233,7 @@ static OPS_CPU_INLINE void philox_blocks(uint32_t words[4 * PHILOX_LANES], uint6
         k0 += 0x9E3779B9u;
         k1 += 0xBB67AE85u;
     }
-    for (int l = 0; l < PHILOX_LANES; l++) {
+    for (int l = 0; l < lanes; l++) {
         words[4 * l] = c0[l];
         words[4 * l + 1] = c1[l];
         words[4 * l + 2] = c2[l];
@@ -245,8 +248,12 @@ OPS_CPU_CLONES void ops_cpu_dropout_multipliers(float *mult, uint64_t e0, size_t
     for (uint64_t e = e0; e < end;) {
         uint64_t first = e & ~(uint64_t)3;  // element 0 of the group's first block
         uint32_t words[4 * PHILOX_LANES];
-        philox_blocks(words, seed, stream, first / 4);
-        uint64_t group_end = first + 4 * PHILOX_LANES < end ? first + 4 * PHILOX_LANES : end;
+        int lanes = end - first > 2 * PHILOX_LANES ? PHILOX_LANES : PHILOX_LANES / 2;
+        if (lanes == PHILOX_LANES)
+            philox_blocks(words, seed, stream, first / 4, PHILOX_LANES);
+        else
+            philox_blocks(words, seed, stream, first / 4, PHILOX_LANES / 2);
+        uint64_t group_end = first + 4 * (uint64_t)lanes < end ? first + 4 * (uint64_t)lanes : end;
 #pragma omp simd
         for (uint64_t g = e; g < group_end; g++)
             mult[g - e0] =
@@ -284,8 +291,8 @@ void ops_cpu_dropout(void *out_, const void *inp_, size_t n, float keep_prob, ui
 // written by one (sentence, head) pair and summed in a fixed order (keys, or queries, in
 // sequence), so results do not depend on the thread count or the vector width.
 
-// Keys are walked in pieces of KEY_PIECE (their dropout multipliers are one Philox group,
-// their transposed tile KEY_PIECE lanes), dot products in groups of KEY_GROUP lanes, the
+// Keys are walked in pieces of KEY_PIECE (their dropout multipliers are one short Philox
+// group, their transposed tile KEY_PIECE lanes), dot products in groups of KEY_GROUP lanes, the
 // transposed tile holds up to HEAD_CHUNK columns, weighted row sums keep HEAD_TILE columns
 // in registers, and backward keeps dS for QUERY_BLOCK queries at a time.
 enum { KEY_PIECE = 32, KEY_GROUP = 16, HEAD_CHUNK = 128, HEAD_TILE = 32, QUERY_BLOCK = 32 };
