@@ -125,30 +125,21 @@ static inline float gelu_grad_f32(float x) {
 
 // ---- linear layers ----------------------------------------------------------------------
 
-// g += bias (when given); then out = gelu(g) when out is given. One row of OC.
-OPS_CPU_CLONES static void bias_gelu_row(float *g, float *out, const float *bias, int OC) {
-    if (bias) {
-#pragma omp simd
-        for (int c = 0; c < OC; c++) g[c] += bias[c];
-    }
-    if (out) {
-#pragma omp simd
-        for (int c = 0; c < OC; c++) out[c] = gelu_f32(g[c]);
-    }
-}
-
-// out = inp W^T, then one pass adds the bias (and applies the GELU, keeping its input).
+// out = inp W^T (+ bias), then out = gelu(pre_gelu) when the GELU is fused. The bias is
+// written into the output rows first and the GEMM adds to them (beta 1): one pass over the
+// output, where beta 0 has OpenBLAS zero it and a bias pass after the GEMM is another.
 void ops_cpu_matmul_forward(void *out_, void *pre_gelu_, const void *inp, const void *weight,
                             const void *bias_, int T, int C, int OC) {
     float *out = out_, *pre_gelu = pre_gelu_;
     float *gemm_out = pre_gelu ? pre_gelu : out;
     const float *bias = bias_;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, OC, C, 1.0f, inp, C, weight, C,
-                0.0f, gemm_out, OC);
-    if (!bias && !pre_gelu) return;
+    if (bias) {
 #pragma omp parallel for schedule(static) if ((size_t)T * OC >= OPS_CPU_PARALLEL_MIN)
-    for (int t = 0; t < T; t++)
-        bias_gelu_row(gemm_out + (size_t)t * OC, pre_gelu ? out + (size_t)t * OC : NULL, bias, OC);
+        for (int t = 0; t < T; t++) memcpy(gemm_out + (size_t)t * OC, bias, sizeof(float) * OC);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, OC, C, 1.0f, inp, C, weight, C,
+                bias ? 1.0f : 0.0f, gemm_out, OC);
+    if (pre_gelu) ops_cpu_gelu_forward(out, pre_gelu, (size_t)T * OC);
 }
 
 void ops_cpu_matmul_backward(void *dinp, float *dweight, float *dbias, const void *dout,
