@@ -142,15 +142,24 @@ static void cpu_embedding_backward(float *dwte, float *dwpe, float *dwtt, const 
 
 // ---- LayerNorm --------------------------------------------------------------------------
 
-static void layernorm_row(float *out, float *mean, float *rstd, const float *x,
-                          const float *weight, const float *bias, int C, float eps) {
-    double sum = 0.0, sq = 0.0;
-#pragma omp simd reduction(+ : sum)
-    for (int c = 0; c < C; c++) sum += x[c];
-    double mu = sum / C;
-#pragma omp simd reduction(+ : sq)
-    for (int c = 0; c < C; c++) sq += (x[c] - mu) * (x[c] - mu);
-    double r = 1.0 / sqrt(sq / C + (double)eps);
+// One row: out = (x - mean)·rstd·weight + bias, mean and rstd kept; sums in fp64 lanes.
+OPS_CPU_CLONES static void layernorm_row(float *out, float *mean, float *rstd, const float *x,
+                                         const float *weight, const float *bias, int C,
+                                         float eps) {
+    int whole = C - C % OPS_CPU_LANES;
+    double sum[OPS_CPU_LANES] = {0}, sq[OPS_CPU_LANES] = {0};
+    for (int c0 = 0; c0 < whole; c0 += OPS_CPU_LANES) {
+#pragma omp simd
+        for (int l = 0; l < OPS_CPU_LANES; l++) sum[l] += x[c0 + l];
+    }
+    for (int c = whole; c < C; c++) sum[c - whole] += x[c];
+    double mu = ops_cpu_sum_lanes(sum) / C;
+    for (int c0 = 0; c0 < whole; c0 += OPS_CPU_LANES) {
+#pragma omp simd
+        for (int l = 0; l < OPS_CPU_LANES; l++) sq[l] += (x[c0 + l] - mu) * (x[c0 + l] - mu);
+    }
+    for (int c = whole; c < C; c++) sq[c - whole] += (x[c] - mu) * (x[c] - mu);
+    double r = 1.0 / sqrt(ops_cpu_sum_lanes(sq) / C + (double)eps);
 #pragma omp simd
     for (int c = 0; c < C; c++) out[c] = (float)((x[c] - mu) * r) * weight[c] + bias[c];
     *mean = (float)mu;
@@ -203,20 +212,47 @@ OPS_CPU_CLONES static void layernorm_param_block(float *dweight, float *dbias, c
     }
 }
 
+// This thread's columns of the parameter gradients (called inside a parallel region).
 static void layernorm_param_grads(float *dweight, float *dbias, const float *dout,
                                   const float *inp, const float *mean, const float *rstd,
                                   int T, int C) {
-#pragma omp parallel if ((size_t)T * C >= OPS_CPU_PARALLEL_MIN)
-    {
-        int c0, c1;
-        thread_columns(C, &c0, &c1);
-        for (int c = c0; c < c1; c += COLUMN_BLOCK)
-            layernorm_param_block(dweight + c, dbias + c, dout + c, inp + c, mean, rstd, T, C,
-                                  c1 - c < COLUMN_BLOCK ? c1 - c : COLUMN_BLOCK);
+    int c0, c1;
+    thread_columns(C, &c0, &c1);
+    for (int c = c0; c < c1; c += COLUMN_BLOCK)
+        layernorm_param_block(dweight + c, dbias + c, dout + c, inp + c, mean, rstd, T, C,
+                              c1 - c < COLUMN_BLOCK ? c1 - c : COLUMN_BLOCK);
+}
+
+// dx = rstd · (g - mean(g) - x̂ · mean(g·x̂)) with g = dout·weight, for one row; sums in
+// fp64 lanes.
+OPS_CPU_CLONES static void layernorm_backward_row(float *dx, const float *d, const float *x,
+                                                  const float *weight, float mean, float rstd,
+                                                  int C) {
+    int whole = C - C % OPS_CPU_LANES;
+    double g_sum[OPS_CPU_LANES] = {0}, gx_sum[OPS_CPU_LANES] = {0};
+    for (int c0 = 0; c0 < whole; c0 += OPS_CPU_LANES) {
+#pragma omp simd
+        for (int l = 0; l < OPS_CPU_LANES; l++) {
+            double g = (double)d[c0 + l] * weight[c0 + l];
+            g_sum[l] += g;
+            gx_sum[l] += g * ((x[c0 + l] - mean) * rstd);
+        }
+    }
+    for (int c = whole; c < C; c++) {
+        double g = (double)d[c] * weight[c];
+        g_sum[c - whole] += g;
+        gx_sum[c - whole] += g * ((x[c] - mean) * rstd);
+    }
+    double g_mean = ops_cpu_sum_lanes(g_sum) / C, gx_mean = ops_cpu_sum_lanes(gx_sum) / C;
+#pragma omp simd
+    for (int c = 0; c < C; c++) {
+        double xhat = (x[c] - mean) * rstd;
+        dx[c] = (float)(rstd * ((double)d[c] * weight[c] - g_mean - xhat * gx_mean));
     }
 }
 
-// dx = rstd · (g - mean(g) - x̂ · mean(g·x̂)) with g = dout·weight, per row.
+// The parameter gradients (threads own columns) and dx (threads own rows) in one parallel
+// region: they write different outputs, so no barrier between them.
 static void cpu_layernorm_backward(void *dinp_, float *dweight, float *dbias,
                                    const void *dout_, const void *inp_, const void *weight_,
                                    const float *mean, const float *rstd, int T, int C,
@@ -224,25 +260,13 @@ static void cpu_layernorm_backward(void *dinp_, float *dweight, float *dbias,
     (void)workspace;
     float *dinp = dinp_;
     const float *dout = dout_, *inp = inp_, *weight = weight_;
-    layernorm_param_grads(dweight, dbias, dout, inp, mean, rstd, T, C);
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++) {
-        const float *d = dout + (size_t)t * C, *x = inp + (size_t)t * C;
-        float *dx = dinp + (size_t)t * C;
-        double g_mean = 0.0, gx_mean = 0.0;
-#pragma omp simd reduction(+ : g_mean, gx_mean)
-        for (int c = 0; c < C; c++) {
-            double g = (double)d[c] * weight[c];
-            g_mean += g;
-            gx_mean += g * ((x[c] - mean[t]) * rstd[t]);
-        }
-        g_mean /= C;
-        gx_mean /= C;
-#pragma omp simd
-        for (int c = 0; c < C; c++) {
-            double xhat = (x[c] - mean[t]) * rstd[t];
-            dx[c] = (float)(rstd[t] * ((double)d[c] * weight[c] - g_mean - xhat * gx_mean));
-        }
+#pragma omp parallel if ((size_t)T * C >= OPS_CPU_PARALLEL_MIN)
+    {
+        layernorm_param_grads(dweight, dbias, dout, inp, mean, rstd, T, C);
+#pragma omp for schedule(static) nowait
+        for (int t = 0; t < T; t++)
+            layernorm_backward_row(dinp + (size_t)t * C, dout + (size_t)t * C, inp + (size_t)t * C,
+                                   weight, mean[t], rstd[t], C);
     }
 }
 

@@ -36,6 +36,18 @@ OPS_CPU_CLONES void ops_cpu_dropout_multipliers(float *mult, uint64_t e0, size_t
 // splitting a small loop gains. (OpenMP `if` clauses; the results do not change.)
 enum { OPS_CPU_PARALLEL_MIN = 32768 };
 
+// Lanes of the fp64 row sums of the hot loops: term c is added to lane c % OPS_CPU_LANES
+// and the lanes are added in order at the end, so that every vector width (target clone)
+// adds the same numbers in the same order. (An `omp simd reduction` adds in an order
+// that depends on the width.)
+enum { OPS_CPU_LANES = 8 };
+
+static inline double ops_cpu_sum_lanes(const double lanes[OPS_CPU_LANES]) {
+    double sum = 0.0;
+    for (int l = 0; l < OPS_CPU_LANES; l++) sum += lanes[l];
+    return sum;
+}
+
 // acc[c] += Σ_r x[r, c] for a row-major [rows, cols] matrix, summed in fp64 in row
 // order; threads own column ranges, so the result does not depend on the thread count.
 void ops_cpu_column_sums(float *acc, const float *x, int rows, int cols);

@@ -288,27 +288,17 @@ void ops_cpu_dropout(void *out_, const void *inp_, size_t n, float keep_prob, ui
 // in registers, and backward keeps dS for QUERY_BLOCK queries at a time.
 enum { KEY_PIECE = 32, KEY_GROUP = 16, HEAD_CHUNK = 128, HEAD_TILE = 32, QUERY_BLOCK = 32 };
 
-// Lanes of the fp64 sums below: term i is added to lane i % SUM_LANES, and the lanes are
-// added in order at the end: the same sums on every vector width.
-enum { SUM_LANES = 8 };
-
-static OPS_CPU_INLINE double sum_lanes(const double lanes[SUM_LANES]) {
-    double sum = 0.0;
-    for (int l = 0; l < SUM_LANES; l++) sum += lanes[l];
-    return sum;
-}
-
 // Dot products accumulate in fp64: backward subtracts two of them (dP - rowsum(P∘dP)),
 // which cancel when a sentence is short, and the reference should not add rounding there.
 static OPS_CPU_INLINE double dot(const float *a, const float *b, int n) {
-    double lanes[SUM_LANES] = {0};
+    double lanes[OPS_CPU_LANES] = {0};
     int i = 0;
-    for (; i + SUM_LANES <= n; i += SUM_LANES) {
+    for (; i + OPS_CPU_LANES <= n; i += OPS_CPU_LANES) {
 #pragma omp simd
-        for (int l = 0; l < SUM_LANES; l++) lanes[l] += (double)a[i + l] * b[i + l];
+        for (int l = 0; l < OPS_CPU_LANES; l++) lanes[l] += (double)a[i + l] * b[i + l];
     }
     for (int l = 0; i + l < n; l++) lanes[l] += (double)a[i + l] * b[i + l];
-    return sum_lanes(lanes);
+    return ops_cpu_sum_lanes(lanes);
 }
 
 // Where one (sentence, head) pair's data lives in the packed buffers.
@@ -514,20 +504,20 @@ static OPS_CPU_INLINE void softmax_row(float *p, int len) {
     float max_score = -INFINITY;
     for (int j = 0; j < len; j++)
         if (p[j] > max_score) max_score = p[j];
-    double lanes[SUM_LANES] = {0};
+    double lanes[OPS_CPU_LANES] = {0};
     for (int j0 = 0; j0 < len; j0 += KEY_PIECE) {
         int n = len - j0 < KEY_PIECE ? len - j0 : KEY_PIECE;
         float e[KEY_PIECE];
         load_piece(e, p + j0, n, -INFINITY);
 #pragma omp simd
         for (int j = 0; j < KEY_PIECE; j++) e[j] = select_f32(j < n, exp_f32(e[j] - max_score), 0.0f);
-        for (int b = 0; b < KEY_PIECE; b += SUM_LANES) {
+        for (int b = 0; b < KEY_PIECE; b += OPS_CPU_LANES) {
 #pragma omp simd
-            for (int l = 0; l < SUM_LANES; l++) lanes[l] += e[b + l];
+            for (int l = 0; l < OPS_CPU_LANES; l++) lanes[l] += e[b + l];
         }
         for (int j = 0; j < n; j++) p[j0 + j] = e[j];
     }
-    float inv = (float)(1.0 / sum_lanes(lanes));
+    float inv = (float)(1.0 / ops_cpu_sum_lanes(lanes));
 #pragma omp simd
     for (int j = 0; j < len; j++) p[j] *= inv;
 }
