@@ -221,6 +221,31 @@ static void test_gelu(const MnrlOps *ops) {
     free(out), free(dx), free(inplace);
 }
 
+// GELU over a dense grid of [-12, 12] (beyond, Φ(x) leaves fp32's normal range) against
+// erfc and exp in double: forward within 6 units of 2^-24 of |gelu|, backward within 5
+// units of |Φ| + |x·φ| (gelu' = Φ + x·φ crosses zero at -0.75, so its error is judged on
+// its terms).
+static void test_gelu_accuracy(const MnrlOps *ops) {
+    enum { N = 1 << 18 };
+    float *x = zeros(N), *out = zeros(N), *grad = zeros(N), *ones = zeros(N);
+    for (int i = 0; i < N; i++) x[i] = -12.0f + 24.0f * (float)i / N, ones[i] = 1.0f;
+    ops->gelu_forward(out, x, N);
+    ops->gelu_backward(grad, x, ones, N);
+    const double u = 1.0 / 16777216.0;
+    double worst_fwd = 0.0, worst_bwd = 0.0;
+    for (int i = 0; i < N; i++) {
+        double xi = x[i], cdf = 0.5 * erfc(-xi * 0.70710678118654752440);
+        double xpdf = xi * exp(-0.5 * xi * xi) * 0.39894228040143267794;
+        worst_fwd = fmax(worst_fwd, fabs(out[i] - xi * cdf) / (fabs(xi * cdf) * u + 1e-45));
+        worst_bwd = fmax(worst_bwd, fabs(grad[i] - (cdf + xpdf)) / ((cdf + fabs(xpdf)) * u));
+    }
+    CHECK_MSG(worst_fwd <= 6.0, "gelu forward: %.2f units of 2^-24 from erfc (limit 6)", worst_fwd);
+    CHECK_MSG(worst_bwd <= 5.0, "gelu backward: %.2f units of 2^-24 from Φ + x·φ (limit 5)", worst_bwd);
+    printf("gelu over [-12, 12]: forward within %.2f, backward within %.2f units of 2^-24\n", worst_fwd,
+           worst_bwd);
+    free(x), free(out), free(grad), free(ones);
+}
+
 static void test_dropout(const MnrlOps *ops) {
     enum { N = 1001 };
     const float *params = golden("drop.params", 8);  // keep, step, rank, tensor, seed/16 bits
@@ -782,6 +807,7 @@ int main(void) {
     test_layernorm(ops);
     test_matmul(ops);
     test_gelu(ops);
+    test_gelu_accuracy(ops);
     test_dropout(ops);
     test_dropout_offsets(ops);
     test_attention(ops);

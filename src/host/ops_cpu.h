@@ -13,7 +13,10 @@
 // The hot loops are also compiled for AVX-512 and AVX2 machines and picked when the
 // program loads (GCC function multiversioning; the build's baseline is SSE2). Every
 // version does the same IEEE operations in the same order (ISO C mode: no FMA
-// contraction), so results do not depend on the machine's vector width.
+// contraction; where a loop wants a fused multiply-add it calls fma()/fmaf(), one
+// correctly rounded operation everywhere: an instruction in the AVX2 and AVX-512
+// versions, a libm call in the baseline one), so results do not depend on the machine's
+// vector width.
 // Helpers they call are forced inline (OPS_CPU_INLINE) so that each version gets its own
 // copy; a call would run the baseline one.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)

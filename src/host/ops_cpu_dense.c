@@ -2,9 +2,9 @@
 // exact GELU, dropout and per-sentence attention over the packed token layout.
 //
 // Speed: the inner loops are written so that the compiler vectorises them (`omp simd`,
-// no libm calls inside: GELU and softmax use the fp32 exp and erfc below), and every
-// parallel loop gives each output to one thread, so results do not depend on the
-// thread count.
+// no libm calls inside but fma, an instruction in the vector versions: GELU and softmax
+// use the fp32 exp and erfc below), and every parallel loop gives each output to one
+// thread, so results do not depend on the thread count.
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -17,7 +17,7 @@
 
 // cond ? a : b as a bitwise select. GCC turns a ?: of a constant into a separate path for
 // the constant and then cannot vectorise the loop around it; this keeps one path.
-static inline float select_f32(int cond, float a, float b) {
+static OPS_CPU_INLINE float select_f32(int cond, float a, float b) {
     uint32_t ab, bb, mask = 0u - (uint32_t)(cond != 0);
     memcpy(&ab, &a, sizeof ab);
     memcpy(&bb, &b, sizeof bb);
@@ -27,10 +27,10 @@ static inline float select_f32(int cond, float a, float b) {
 }
 
 // e^(hi + lo) in fp32, lo a small correction to hi (Cephes expf: hi + lo = n·ln2 + r,
-// |r| <= ln2/2, degree-7 polynomial; relative error about 1 ulp), in plain arithmetic so
-// that it vectorises. The argument is clamped to [-87, 88], where 2^n stays a normal float:
+// |r| <= ln2/2, degree-7 polynomial, its Horner steps fused multiply-adds; relative error
+// about 1 ulp), in plain arithmetic so that it vectorises. The argument is clamped to [-87, 88], where 2^n stays a normal float:
 // callers that need smaller results multiply two of them (gradual underflow).
-static inline float exp2part_f32(float hi, float lo) {
+static OPS_CPU_INLINE float exp2part_f32(float hi, float lo) {
     hi = select_f32(hi < -87.0f, -87.0f, hi);
     hi = select_f32(hi > 88.0f, 88.0f, hi);
     const float round_magic = 12582912.0f;  // 1.5·2^23: adding it rounds to an integer
@@ -39,19 +39,19 @@ static inline float exp2part_f32(float hi, float lo) {
     float n = (select_f32(hi == hi, hi, 0.0f) * 1.44269504088896341f + round_magic) - round_magic;
     float r = ((hi - n * 0.693359375f) + lo) - n * -2.12194440e-4f;  // ln2 in two parts
     float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    p = fmaf(p, r * r, r) + 1.0f;
     int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
 }
 
-static inline float exp_f32(float x) { return exp2part_f32(x, 0.0f); }
+static OPS_CPU_INLINE float exp_f32(float x) { return exp2part_f32(x, 0.0f); }
 
 // Strict C11 <math.h> has no M_ constants.
 #define SQRT_HALF_D 0.70710678118654752440     // 1/√2
@@ -63,7 +63,7 @@ typedef struct {
     float hi, lo;
 } HalfSquare;
 
-static inline HalfSquare minus_half_square(float x) {
+static OPS_CPU_INLINE HalfSquare minus_half_square(float x) {
     uint32_t bits;
     memcpy(&bits, &x, sizeof bits);
     bits &= 0xFFFFF000u;
@@ -76,33 +76,35 @@ static inline HalfSquare minus_half_square(float x) {
 
 // e^(hi + lo), 0 where it would leave the normal range (e^-87; x² / 2 > 87 means
 // |x| > 13.2, where gelu's tail is below 1e-37).
-static inline float exp_or_zero(float hi, float lo) {
+static OPS_CPU_INLINE float exp_or_zero(float hi, float lo) {
     float e = exp2part_f32(hi, lo);
     return select_f32(hi < -87.0f, 0.0f, e);
 }
 
 // φ(x)·√(2π) = e^(-x²/2).
-static inline float gauss_f32(float x) {
+static OPS_CPU_INLINE float gauss_f32(float x) {
     HalfSquare h = minus_half_square(x);
     return exp_or_zero(h.hi, h.lo);
 }
 
 // Φ(-|x|) = erfc(|x|/√2)/2 = t·e^(-x²/2 + poly(t))/2 by the Chebyshev fit of Numerical
 // Recipes' erfcc (fractional error below 1.2e-7 everywhere, so the tail keeps its relative
-// accuracy). t, the polynomial and its sum with -x²/2 in fp64, passed to exp in two parts:
-// in fp32 their roundings would add several ulp.
-static inline float normal_tail(float x) {
+// accuracy). t, the polynomial (Horner steps as fused multiply-adds) and its sum with
+// -x²/2 in fp64, passed to exp in two parts: in fp32 their roundings would add several
+// ulp. Measured against erfc in double over [-12, 12] (test_ops_cpu): gelu within 4.9,
+// gelu' within 3.6 units of 2^-24.
+static OPS_CPU_INLINE float normal_tail(float x) {
     double t = 1.0 / (1.0 + 0.5 * SQRT_HALF_D * fabsf(x));
     double p = 0.17087277;
-    p = p * t - 0.82215223;
-    p = p * t + 1.48851587;
-    p = p * t - 1.13520398;
-    p = p * t + 0.27886807;
-    p = p * t - 0.18628806;
-    p = p * t + 0.09678418;
-    p = p * t + 0.37409196;
-    p = p * t + 1.00002368;
-    p = p * t - 1.26551223;
+    p = fma(p, t, -0.82215223);
+    p = fma(p, t, 1.48851587);
+    p = fma(p, t, -1.13520398);
+    p = fma(p, t, 0.27886807);
+    p = fma(p, t, -0.18628806);
+    p = fma(p, t, 0.09678418);
+    p = fma(p, t, 0.37409196);
+    p = fma(p, t, 1.00002368);
+    p = fma(p, t, -1.26551223);
     HalfSquare h = minus_half_square(x);
     double arg = (double)h.hi + p;
     float arg_hi = (float)arg;
@@ -110,16 +112,16 @@ static inline float normal_tail(float x) {
 }
 
 // Φ(x), from the tail on either side.
-static inline float normal_cdf(float x) {
+static OPS_CPU_INLINE float normal_cdf(float x) {
     float tail = normal_tail(x);
     return select_f32(x >= 0.0f, 1.0f - tail, tail);
 }
 
 // gelu(x) = x·Φ(x).
-static inline float gelu_f32(float x) { return x * normal_cdf(x); }
+static OPS_CPU_INLINE float gelu_f32(float x) { return x * normal_cdf(x); }
 
 // gelu'(x) = Φ(x) + x·φ(x).
-static inline float gelu_grad_f32(float x) {
+static OPS_CPU_INLINE float gelu_grad_f32(float x) {
     return normal_cdf(x) + x * (INV_SQRT_2PI * gauss_f32(x));
 }
 
