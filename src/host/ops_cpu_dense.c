@@ -7,6 +7,7 @@
 // thread, so results do not depend on the thread count.
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "mnrl/ops.h"
@@ -282,12 +283,15 @@ void ops_cpu_dropout(void *out_, const void *inp_, size_t n, float keep_prob, ui
 // keys (one vector lane per key), and every weighted sum of rows (P V, dS K, ...) keeps
 // a tile of 32 columns in registers while it walks the rows. Each output element is
 // written by one (sentence, head) pair and summed in a fixed order (keys, or queries, in
-// sequence), so results do not depend on the thread count or the vector width.
+// sequence), so results do not depend on the thread count or the vector width. A thread
+// takes whole sentences, head after head, and asks for the next sentence's rows while it
+// works on the current one (prefetch_sentence): one head uses a 128-byte slice of each
+// row, and in backward the rows are cold.
 
 // Keys are walked in pieces of KEY_PIECE (their dropout multipliers are one short Philox
-// group, their transposed tile KEY_PIECE lanes), dot products in groups of KEY_GROUP lanes, the
-// transposed tile holds up to HEAD_CHUNK columns, weighted row sums keep HEAD_TILE columns
-// in registers, and backward keeps dS for QUERY_BLOCK queries at a time.
+// group, their transposed tile KEY_PIECE lanes), dot products in groups of KEY_GROUP
+// lanes, the transposed tile holds up to HEAD_CHUNK columns, weighted row sums keep
+// HEAD_TILE columns in registers, and backward keeps dS for QUERY_BLOCK queries at a time.
 enum { KEY_PIECE = 32, KEY_GROUP = 16, HEAD_CHUNK = 128, HEAD_TILE = 32, QUERY_BLOCK = 32 };
 
 // Dot products accumulate in fp64: backward subtracts two of them (dP - rowsum(P∘dP)),
@@ -340,8 +344,8 @@ static OPS_CPU_INLINE size_t prob_row(const HeadView *v, int i) {
 
 // Asks for the lines of `bytes` bytes at each of `rows` rows (`stride` floats apart)
 // before they are used, so that their misses overlap: a head reads a short slice of every
-// row of its sentence, a pattern the hardware prefetchers do not follow. Lines that will
-// be written are asked for with write intent.
+// row of its sentence, a pattern the hardware prefetchers do not follow (see
+// prefetch_sentence). Lines that will be written are asked for with write intent.
 static OPS_CPU_INLINE void prefetch_rows(const float *first, size_t stride, int rows, size_t bytes,
                                          int write) {
 #if defined(__GNUC__)
@@ -469,14 +473,53 @@ static AttnDropout attn_dropout(float keep_prob, uint64_t seed, uint64_t stream,
     return d;
 }
 
-// Asks for the rows a (sentence, head) pair of the forward reads (its slices of queries,
-// keys and values) and writes (its slices of out and of the saved probabilities).
-static OPS_CPU_INLINE void prefetch_forward(const HeadView *v, const float *qkv, const float *out,
-                                            const float *saved) {
-    size_t slice = sizeof(float) * (size_t)v->HS, cols[3] = {v->q_col, v->k_col, v->v_col};
-    for (int k = 0; k < 3; k++) prefetch_rows(head_row(qkv, v, 0, cols[k]), v->row3, v->len, slice, 0);
-    prefetch_rows(out + (size_t)v->start * v->C + v->q_col, v->C, v->len, slice, 1);
-    prefetch_rows(saved + v->probs, v->prob_stride, v->len, sizeof(float) * v->len, 1);
+// The rows of a sentence in the attention buffers, asked for before its first head:
+// every head reads a slice of each row, and a thread walks whole sentences. Each buffer is
+// read or written; NULL: not used by the pass.
+typedef struct {
+    const float *qkv_read, *qkv_write;   // [T, 3C]
+    const float *tc_read[2], *tc_write;  // [T, C]
+    const float *saved;                  // [T, NH, max_seqlen]
+    int saved_write;
+} SentenceRows;
+
+static void prefetch_sentence(const SentenceRows *r, const int32_t *cu_seqlens, int s, int C,
+                              int NH, int max_seqlen) {
+    int start = cu_seqlens[s], len = cu_seqlens[s + 1] - start;
+    size_t row3 = 3 * (size_t)C, qkv_bytes = sizeof(float) * row3, bytes = sizeof(float) * C;
+    if (r->qkv_read) prefetch_rows(r->qkv_read + start * row3, row3, len, qkv_bytes, 0);
+    if (r->qkv_write) prefetch_rows(r->qkv_write + start * row3, row3, len, qkv_bytes, 1);
+    for (int k = 0; k < 2; k++)
+        if (r->tc_read[k]) prefetch_rows(r->tc_read[k] + (size_t)start * C, (size_t)C, len, bytes, 0);
+    if (r->tc_write) prefetch_rows(r->tc_write + (size_t)start * C, (size_t)C, len, bytes, 1);
+    // Rows (token, head) of the probabilities, max_seqlen apart; the first len of each.
+    prefetch_rows(r->saved + (size_t)start * NH * max_seqlen, (size_t)max_seqlen, len * NH,
+                  sizeof(float) * len, r->saved_write);
+}
+
+// The (sentence, head) pairs k = s·NH + h in [*k0, *k1) that this thread takes: contiguous
+// runs of about equal work, a pair of a sentence of length L costing L·(L + 16) (its
+// query-key products and its per-query work). Contiguous, so that a thread walks whole
+// sentences and can ask for the next one's rows; by work, not by count, because a batch
+// may hold its long sentences together (all anchors, then all positives).
+static void thread_pairs(const int32_t *cu_seqlens, int S, int NH, int *k0, int *k1) {
+    int threads = omp_get_num_threads(), id = omp_get_thread_num();
+    int64_t total = 0;
+    for (int s = 0; s < S; s++) {
+        int64_t len = cu_seqlens[s + 1] - cu_seqlens[s];
+        total += NH * len * (len + 16);
+    }
+    int64_t lo = total * id / threads, hi = total * (id + 1) / threads, done = 0;
+    *k0 = *k1 = NH * S;
+    for (int k = 0, first = 1; k < NH * S; k++) {
+        if (first && done >= lo) *k0 = k, first = 0;
+        if (done >= hi) {
+            *k1 = k;
+            break;
+        }
+        int64_t len = cu_seqlens[k / NH + 1] - cu_seqlens[k / NH];
+        done += len * (len + 16);
+    }
 }
 
 // Dropout multipliers of keys j0 .. j0+n-1 of the (query, head) row whose element 0 is e0,
@@ -558,16 +601,19 @@ void ops_cpu_attention_forward(void *out, float *saved, const void *qkv,
     (void)T;
     float scale = 1.0f / sqrtf((float)(C / NH));
     AttnDropout drop = attn_dropout(keep_prob, seed, stream, token_offset, NH, max_seqlen);
-    // Pairs k = h·S + s: a thread's consecutive pairs read the same slice of consecutive
-    // rows, and each asks for the next pair's rows before computing its own.
-#pragma omp parallel for schedule(static)
-    for (int k = 0; k < NH * S; k++) {
-        if (k + 1 < NH * S) {
-            HeadView next = head_view(cu_seqlens, (k + 1) % S, (k + 1) / S, C, NH, max_seqlen);
-            prefetch_forward(&next, qkv, out, saved);
+    SentenceRows rows = {.qkv_read = qkv, .tc_write = out, .saved = saved, .saved_write = 1};
+    // A thread walks its pairs sentence by sentence and, at a sentence's first head, asks
+    // for the next sentence's rows.
+#pragma omp parallel
+    {
+        int k0, k1;
+        thread_pairs(cu_seqlens, S, NH, &k0, &k1);
+        for (int k = k0; k < k1; k++) {
+            int s = k / NH, h = k % NH;
+            if (h == 0 && s + 1 < S) prefetch_sentence(&rows, cu_seqlens, s + 1, C, NH, max_seqlen);
+            HeadView v = head_view(cu_seqlens, s, h, C, NH, max_seqlen);
+            head_forward(out, saved, qkv, &v, scale, drop);
         }
-        HeadView v = head_view(cu_seqlens, k % S, k / S, C, NH, max_seqlen);
-        head_forward(out, saved, qkv, &v, scale, drop);
     }
 }
 
@@ -646,11 +692,18 @@ void ops_cpu_attention_backward(void *dqkv, const void *dout, const void *qkv,
     (void)workspace;
     float scale = 1.0f / sqrtf((float)(C / NH));
     AttnDropout drop = attn_dropout(keep_prob, seed, stream, token_offset, NH, max_seqlen);
-    // Pairs in the forward's order. (Asking for the next pair's rows, as the forward does,
-    // measured no gain here: the prefetches cost what they saved.)
-#pragma omp parallel for schedule(static)
-    for (int k = 0; k < NH * S; k++) {
-        HeadView v = head_view(cu_seqlens, k % S, k / S, C, NH, max_seqlen);
-        head_backward(dqkv, dout, qkv, out, saved, &v, scale, drop);
+    SentenceRows rows = {.qkv_read = qkv, .qkv_write = dqkv, .tc_read = {out, dout}, .saved = saved};
+    // As the forward (the next sentence's rows are cold here: the forward pass wrote them
+    // long before).
+#pragma omp parallel
+    {
+        int k0, k1;
+        thread_pairs(cu_seqlens, S, NH, &k0, &k1);
+        for (int k = k0; k < k1; k++) {
+            int s = k / NH, h = k % NH;
+            if (h == 0 && s + 1 < S) prefetch_sentence(&rows, cu_seqlens, s + 1, C, NH, max_seqlen);
+            HeadView v = head_view(cu_seqlens, s, h, C, NH, max_seqlen);
+            head_backward(dqkv, dout, qkv, out, saved, &v, scale, drop);
+        }
     }
 }
