@@ -594,29 +594,6 @@ OPS_CPU_CLONES static void head_forward(float *out, float *saved, const float *q
     }
 }
 
-void ops_cpu_attention_forward(void *out, float *saved, const void *qkv,
-                               const int32_t *cu_seqlens, int S, int T, int max_seqlen, int C,
-                               int NH, float keep_prob, uint64_t seed, uint64_t stream,
-                               int token_offset) {
-    (void)T;
-    float scale = 1.0f / sqrtf((float)(C / NH));
-    AttnDropout drop = attn_dropout(keep_prob, seed, stream, token_offset, NH, max_seqlen);
-    SentenceRows rows = {.qkv_read = qkv, .tc_write = out, .saved = saved, .saved_write = 1};
-    // A thread walks its pairs sentence by sentence and, at a sentence's first head, asks
-    // for the next sentence's rows.
-#pragma omp parallel
-    {
-        int k0, k1;
-        thread_pairs(cu_seqlens, S, NH, &k0, &k1);
-        for (int k = k0; k < k1; k++) {
-            int s = k / NH, h = k % NH;
-            if (h == 0 && s + 1 < S) prefetch_sentence(&rows, cu_seqlens, s + 1, C, NH, max_seqlen);
-            HeadView v = head_view(cu_seqlens, s, h, C, NH, max_seqlen);
-            head_forward(out, saved, qkv, &v, scale, drop);
-        }
-    }
-}
-
 // With P the saved probabilities, M the dropout multipliers and O = (P∘M) V:
 //   dV = (P∘M)^T dO,  dP = (dO V^T)∘M,  dS = P∘(dP - rowsum(P∘dP)) · scale,
 //   dQ = dS K,  dK = dS^T Q,  and rowsum(P∘dP) = dO·O (so no row buffer is needed).
@@ -683,6 +660,47 @@ OPS_CPU_CLONES static void head_backward(float *dqkv, const float *dout, const f
     }
 }
 
+// One attention call's buffers; backward selects head_backward over head_forward.
+typedef struct {
+    float *out, *saved, *dqkv;  // forward writes out and saved; backward dqkv
+    const float *qkv, *dout;
+    float scale;
+    AttnDropout drop;
+    int backward;
+} AttnCall;
+
+// Every (sentence, head) pair of a call, each thread its share (thread_pairs), walked
+// sentence by sentence; at a sentence's first head the thread asks for the next sentence's
+// rows (in backward they are cold: the forward pass wrote them long before).
+static void run_pairs(const AttnCall *a, const SentenceRows *rows, const int32_t *cu_seqlens, int S, int C,
+                      int NH, int max_seqlen) {
+#pragma omp parallel
+    {
+        int k0, k1;
+        thread_pairs(cu_seqlens, S, NH, &k0, &k1);
+        for (int k = k0; k < k1; k++) {
+            int s = k / NH, h = k % NH;
+            if (h == 0 && s + 1 < S) prefetch_sentence(rows, cu_seqlens, s + 1, C, NH, max_seqlen);
+            HeadView v = head_view(cu_seqlens, s, h, C, NH, max_seqlen);
+            if (a->backward)
+                head_backward(a->dqkv, a->dout, a->qkv, a->out, a->saved, &v, a->scale, a->drop);
+            else
+                head_forward(a->out, a->saved, a->qkv, &v, a->scale, a->drop);
+        }
+    }
+}
+
+void ops_cpu_attention_forward(void *out, float *saved, const void *qkv,
+                               const int32_t *cu_seqlens, int S, int T, int max_seqlen, int C,
+                               int NH, float keep_prob, uint64_t seed, uint64_t stream,
+                               int token_offset) {
+    (void)T;
+    AttnCall a = {.out = out, .saved = saved, .qkv = qkv, .scale = 1.0f / sqrtf((float)(C / NH)),
+                  .drop = attn_dropout(keep_prob, seed, stream, token_offset, NH, max_seqlen)};
+    SentenceRows rows = {.qkv_read = qkv, .tc_write = out, .saved = saved, .saved_write = 1};
+    run_pairs(&a, &rows, cu_seqlens, S, C, NH, max_seqlen);
+}
+
 void ops_cpu_attention_backward(void *dqkv, const void *dout, const void *qkv,
                                 const void *out, const float *saved,
                                 const int32_t *cu_seqlens, int S, int T, int max_seqlen,
@@ -690,20 +708,10 @@ void ops_cpu_attention_backward(void *dqkv, const void *dout, const void *qkv,
                                 uint64_t stream, int token_offset, void *workspace) {
     (void)T;
     (void)workspace;
-    float scale = 1.0f / sqrtf((float)(C / NH));
-    AttnDropout drop = attn_dropout(keep_prob, seed, stream, token_offset, NH, max_seqlen);
+    // head_backward only reads out and saved.
+    AttnCall a = {.out = (float *)out, .saved = (float *)saved, .dqkv = dqkv, .qkv = qkv, .dout = dout,
+                  .scale = 1.0f / sqrtf((float)(C / NH)),
+                  .drop = attn_dropout(keep_prob, seed, stream, token_offset, NH, max_seqlen), .backward = 1};
     SentenceRows rows = {.qkv_read = qkv, .qkv_write = dqkv, .tc_read = {out, dout}, .saved = saved};
-    // As the forward (the next sentence's rows are cold here: the forward pass wrote them
-    // long before).
-#pragma omp parallel
-    {
-        int k0, k1;
-        thread_pairs(cu_seqlens, S, NH, &k0, &k1);
-        for (int k = k0; k < k1; k++) {
-            int s = k / NH, h = k % NH;
-            if (h == 0 && s + 1 < S) prefetch_sentence(&rows, cu_seqlens, s + 1, C, NH, max_seqlen);
-            HeadView v = head_view(cu_seqlens, s, h, C, NH, max_seqlen);
-            head_backward(dqkv, dout, qkv, out, saved, &v, scale, drop);
-        }
-    }
+    run_pairs(&a, &rows, cu_seqlens, S, C, NH, max_seqlen);
 }
