@@ -32,6 +32,11 @@ contains() {
     grep -qF -- "$2" "$1" || { fail "$1 lacks \"$2\""; sed 's/^/  | /' "$1" >&2; }
 }
 
+# steps_of DIR: the step records of DIR/metrics.jsonl without the timings, one per line.
+steps_of() {
+    grep '"loss"' "$1/metrics.jsonl" | sed 's/,"ms":.*//'
+}
+
 # finish: prints the tally; the exit status is the test's result.
 finish() {
     echo "$checks checks, $failures failed"

@@ -26,11 +26,6 @@ cat >"$TMP/tiny.json" <<JSON
 }
 JSON
 
-# The step records of DIR/metrics.jsonl without the timings, one per line.
-steps_of() {
-    grep '"loss"' "$1/metrics.jsonl" | sed 's/,"ms":.*//'
-}
-
 # 1. Continue a run in its own folder from step 15; compare with the uninterrupted run.
 expect 0 "the uninterrupted run" -- "$BIN" train "$TMP/tiny.json"
 cp -r "$TMP/full" "$TMP/cont"

@@ -9,11 +9,6 @@
 # Usage (tests/gpu/run.sh runs it): bash resume.sh /path/to/mnrl_cuda /path/to/repo
 source "$(dirname "$0")/../cli_lib.sh"
 
-# The step records of DIR/metrics.jsonl without the timings, one per line.
-steps_of() {
-    grep '"loss"' "$1/metrics.jsonl" | sed 's/,"ms":.*//'
-}
-
 for variant in bf16:1 fp32:1 bf16:2; do
     precision=${variant%:*} accum=${variant#*:} name=${variant/:/-x}
     steps=$((40 / accum))
