@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # session.sh PACK_DIR OUT_DIR — everything a lent GPU session checks, most valuable first,
 # each part under its own time limit (seconds) so that a slow part cannot starve the
-# others; a limit of 0 skips the part, so a session can split the work over two calls:
-#   1. SUITE_TIMEOUT (240): the GPU suite without sanitizers (tests/gpu/run.sh --prebuilt),
-#      GPU_TIMEOUT (90) per run of it;                                  -> suite.txt
-#   2. BENCH_TIMEOUT (300): ours vs sentence-transformers, bench/gpu.sh at batch 32, 128
+# others; a limit of 0 skips the part. The defaults fit one call of about 7.5 minutes, so
+# that a session's 15 minutes of device time (machine start included) leave room for a
+# second, shorter call (tests/gpu/README.md):
+#   1. SUITE_TIMEOUT (90): the GPU suite without sanitizers (tests/gpu/run.sh --prebuilt),
+#      GPU_TIMEOUT (60) per run of it;                                  -> suite.txt
+#   2. BENCH_TIMEOUT (180): ours vs sentence-transformers, bench/gpu.sh at batch 32, 128
 #      and 512;                                                -> bench.txt, bench_gpu.json
-#   3. GRADCACHE_TIMEOUT (0): cached MNRL, batch 65,536 in chunks of 512 against batch 512
-#      (issue 7 item 3);                                               -> bench_cached.txt
-#   4. MAXBATCH_TIMEOUT (0): the largest uncached batch of each side, bench/max_batch.sh
-#      (issue 7 item 5);                                                 -> max_batch.txt
-#   5. PROFILE_TIMEOUT (120): per-kernel GPU time of one bert-base training step at batch
+#   3. PROFILE_TIMEOUT (80): per-kernel GPU time of one bert-base training step at batch
 #      128 (ncu, clocks left alone; bench/kernel_table.py keeps the launches of exactly one
 #      step, between two optimizer launches); needs part 2's inputs      -> kernels.txt
-#   6. SANITIZE_TIMEOUT (120): the suite under compute-sanitizer memcheck and racecheck
+#   4. GRADCACHE_TIMEOUT (100): cached MNRL, batch 65,536 in chunks of 512 against batch
+#      512, 3 timed steps after 1 (issue 7 item 3);                    -> bench_cached.txt
+#   5. MAXBATCH_TIMEOUT (0): the largest uncached batch of each side, bench/max_batch.sh
+#      (issue 7 item 5);                                                 -> max_batch.txt
+#   6. SANITIZE_TIMEOUT (0): the suite under compute-sanitizer memcheck and racecheck
 #      (SANITIZE_TWINS, a regex, limits it to some twins);               -> sanitize.txt
-# and logs.tar.gz (every log). PACK_DIR is a pack of scripts/gpu-pack.sh.
+# and parts.txt (each part's seconds and exit status: what the next session budgets by),
+# logs.tar.gz (every log). PACK_DIR is a pack of scripts/gpu-pack.sh.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 pack=$(realpath "$1")
@@ -23,37 +26,43 @@ out=$(realpath -m "$2")
 mkdir -p "$out" /tmp/mnrl-gpu-logs
 cd "$root"
 nvidia-smi >"$out/nvidia-smi.txt" 2>&1
-export GPU_LOGS=/tmp/mnrl-gpu-logs GPU_TIMEOUT=${GPU_TIMEOUT:-90} BENCH_COMMIT=$(cat "$pack/commit")
+export GPU_LOGS=/tmp/mnrl-gpu-logs GPU_TIMEOUT=${GPU_TIMEOUT:-60} BENCH_COMMIT=$(cat "$pack/commit")
 . tests/gpu/prebuilt-env.sh
 prebuilt_env "$pack" >/dev/null
 bin=$pack/bin/mnrl_cuda
 
-# part LIMIT FILE COMMAND...: runs COMMAND under the time limit, output also into OUT/FILE;
-# nothing when LIMIT is 0.
+# part LIMIT FILE COMMAND...: runs COMMAND under the time limit, output also into OUT/FILE,
+# and its seconds and exit status into OUT/parts.txt (124: the limit); nothing when LIMIT
+# is 0.
 part() {
-    local limit=$1 file=$2
+    local limit=$1 file=$2 start=$SECONDS status
     shift 2
     [ "$limit" -gt 0 ] || return 0
     timeout "$limit" "$@" 2>&1 | tee "$out/$file"
+    status=${PIPESTATUS[0]}
+    echo "$file: $((SECONDS - start)) s of $limit, exit $status" | tee -a "$out/parts.txt"
 }
 
-GPU_SANITIZE=0 part "${SUITE_TIMEOUT:-240}" suite.txt bash tests/gpu/run.sh --prebuilt "$pack"
-BENCH_WORK=/tmp/mnrl-bench part "${BENCH_TIMEOUT:-300}" bench.txt bash bench/gpu.sh "$bin" "32 128 512" 10 3
+GPU_SANITIZE=0 part "${SUITE_TIMEOUT:-90}" suite.txt bash tests/gpu/run.sh --prebuilt "$pack"
+BENCH_WORK=/tmp/mnrl-bench part "${BENCH_TIMEOUT:-180}" bench.txt bash bench/gpu.sh "$bin" "32 128 512" 10 3
 cp /tmp/mnrl-bench/bench_gpu.json "$out/" 2>/dev/null
-BENCH_MINI_BATCH=512 BENCH_WORK=/tmp/mnrl-bench-cached \
-    part "${GRADCACHE_TIMEOUT:-0}" bench_cached.txt bash bench/gpu.sh "$bin" "512 65536" 5 2
-BENCH_WORK=/tmp/mnrl-maxbatch part "${MAXBATCH_TIMEOUT:-0}" max_batch.txt bash bench/max_batch.sh "$bin" 512 65536 3
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
-if [ "${PROFILE_TIMEOUT:-120}" -gt 0 ] && [ -f /tmp/mnrl-bench/b128.json ] && [ -n "$ncu" ]; then
+if [ "${PROFILE_TIMEOUT:-80}" -gt 0 ] && [ -f /tmp/mnrl-bench/b128.json ] && [ -n "$ncu" ]; then
     # Three steps; the capture starts after most of the start-up and spans step 2.
+    start=$SECONDS
     sed 's/"max_steps": [0-9]*/"max_steps": 3/; s#"dir": "[^"]*"#"dir": "/tmp/mnrl-bench/profile"#' \
         /tmp/mnrl-bench/b128.json >/tmp/mnrl-bench/profile.json
-    timeout "${PROFILE_TIMEOUT:-120}" "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv \
+    timeout "${PROFILE_TIMEOUT:-80}" "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv \
         --launch-skip "${PROFILE_SKIP:-200}" --launch-count "${PROFILE_COUNT:-900}" \
         "$bin" train /tmp/mnrl-bench/profile.json >/tmp/mnrl-bench/ncu.csv 2>/tmp/mnrl-bench/ncu.log
+    status=$?
+    echo "ncu: $((SECONDS - start)) s of ${PROFILE_TIMEOUT:-80}, exit $status" | tee -a "$out/parts.txt"
     python3 bench/kernel_table.py /tmp/mnrl-bench/ncu.csv 2>&1 | tee "$out/kernels.txt"
 fi
+BENCH_MINI_BATCH=512 BENCH_WORK=/tmp/mnrl-bench-cached \
+    part "${GRADCACHE_TIMEOUT:-100}" bench_cached.txt bash bench/gpu.sh "$bin" "512 65536" 3 1
+BENCH_WORK=/tmp/mnrl-maxbatch part "${MAXBATCH_TIMEOUT:-0}" max_batch.txt bash bench/max_batch.sh "$bin" 512 65536 3
 GPU_TWINS=${SANITIZE_TWINS:-.} GPU_SANITIZE=only \
-    part "${SANITIZE_TIMEOUT:-120}" sanitize.txt bash tests/gpu/run.sh --prebuilt "$pack"
+    part "${SANITIZE_TIMEOUT:-0}" sanitize.txt bash tests/gpu/run.sh --prebuilt "$pack"
 tar -czf "$out/logs.tar.gz" -C /tmp mnrl-gpu-logs $(cd /tmp && ls -d mnrl-maxbatch/*.log mnrl-maxbatch/*.json \
     mnrl-bench*/*.log mnrl-bench*/*.json mnrl-bench/*.csv mnrl-bench*/ours-*/metrics.jsonl 2>/dev/null)
