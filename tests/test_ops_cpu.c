@@ -144,6 +144,46 @@ static void test_embedding(const MnrlOps *ops) {
     free(ids), free(out), free(dwte), free(dwpe), free(dwtt), free(twice);
 }
 
+// The dropout fused into the residual LayerNorm (ops.h) gives bit for bit what the separate
+// ops give: dropout(b), then the add; in backward the plain LayerNorm backward, dropout of
+// its dinp, and that tensor's column sums. The mask starts at an element that is not a
+// multiple of 4 (a Philox block boundary), as a cached-MNRL chunk's may.
+static void test_residual_dropout(const MnrlOps *ops, const float *a, const float *b, const float *dout,
+                                  const float *w, const float *bias, float eps) {
+    enum { C = 40 };
+    const MnrlDropout drop = {.keep_prob = 0.7f, .seed = 99, .stream = 5, .first = 4 * C + 3};
+    float *res = zeros(T * C), *out = zeros(T * C), *mean = zeros(T), *rstd = zeros(T);
+    float *want_res = zeros(T * C), *want_out = zeros(T * C), *dropped = zeros(T * C);
+    const MnrlDropout none = {.keep_prob = 1.0f};
+    ops->residual_layernorm_forward(res, out, mean, rstd, a, b, &drop, w, bias, T, C, eps);
+    ops->dropout(dropped, b, T * C, drop.keep_prob, drop.seed, drop.stream, drop.first);
+    ops->residual_layernorm_forward(want_res, want_out, mean, rstd, a, dropped, &none, w, bias, T, C, eps);
+    CHECK_MSG(memcmp(res, want_res, sizeof(float) * T * C) == 0, "fused dropout: res differs from dropout + add");
+    CHECK_MSG(memcmp(out, want_out, sizeof(float) * T * C) == 0, "fused dropout: out differs");
+    int dropped_count = 0;
+    for (int i = 0; i < T * C; i++) dropped_count += dropped[i] == 0.0f && b[i] != 0.0f;
+    CHECK_MSG(dropped_count > T * C / 10 && dropped_count < T * C / 2, "fused dropout: %d of %d dropped (keep 0.7)",
+              dropped_count, T * C);
+
+    float *dres = zeros(T * C), *dbranch = zeros(T * C), *dbranch_bias = zeros(C), *dw = zeros(C), *db = zeros(C);
+    float *want_dres = zeros(T * C), *want_dbranch = zeros(T * C), *want_bias = zeros(C), *want_dw = zeros(C);
+    float *want_db = zeros(C);
+    ops->residual_layernorm_backward(dres, dbranch, dbranch_bias, dw, db, dout, res, w, mean, rstd, T, C, &drop,
+                                     NULL);
+    ops->layernorm_backward(want_dres, want_dw, want_db, dout, res, w, mean, rstd, T, C, NULL);
+    ops->dropout(want_dbranch, want_dres, T * C, drop.keep_prob, drop.seed, drop.stream, drop.first);
+    for (int t = 0; t < T; t++)  // the column sums, in fp32 (the op sums in fp64)
+        for (int c = 0; c < C; c++) want_bias[c] += want_dbranch[t * C + c];
+    CHECK_MSG(memcmp(dres, want_dres, sizeof(float) * T * C) == 0, "fused dropout backward: dres differs");
+    CHECK_MSG(memcmp(dbranch, want_dbranch, sizeof(float) * T * C) == 0, "fused dropout backward: dbranch differs");
+    CHECK_MSG(memcmp(dw, want_dw, sizeof(float) * C) == 0 && memcmp(db, want_db, sizeof(float) * C) == 0,
+              "fused dropout backward: dweight or dbias differs");
+    check_close("fused dropout backward: branch bias", dbranch_bias, want_bias, C, RTOL);
+    free(res), free(out), free(mean), free(rstd), free(want_res), free(want_out), free(dropped), free(dres);
+    free(dbranch), free(dbranch_bias), free(dw), free(db), free(want_dres), free(want_dbranch), free(want_bias);
+    free(want_dw), free(want_db);
+}
+
 static void test_layernorm(const MnrlOps *ops) {
     enum { C = 40 };
     const float eps = 1e-12f;
@@ -161,16 +201,22 @@ static void test_layernorm(const MnrlOps *ops) {
     check_close("layernorm dbias", db, golden("ln.db", C), C, RTOL);
 
     const float *w2 = golden("resln.w", C), *b2 = golden("resln.bias", C);
+    const float *a = golden("resln.a", T * C), *branch = golden("resln.b", T * C);
+    float *dbranch = zeros(T * C), *dbranch_bias = zeros(C);
     memset(dw, 0, C * sizeof(float));
     memset(db, 0, C * sizeof(float));
-    ops->residual_layernorm_forward(res, out, mean, rstd, golden("resln.a", T * C),
-                                    golden("resln.b", T * C), w2, b2, T, C, eps);
+    const MnrlDropout none = {.keep_prob = 1.0f};
+    ops->residual_layernorm_forward(res, out, mean, rstd, a, branch, &none, w2, b2, T, C, eps);
     check_close("residual layernorm out", out, golden("resln.out", T * C), T * C, RTOL);
-    ops->layernorm_backward(dx, dw, db, dout, res, w2, mean, rstd, T, C, NULL);
-    check_close("residual layernorm da = db", dx, golden("resln.da", T * C), T * C, RTOL);
+    ops->residual_layernorm_backward(dx, dbranch, dbranch_bias, dw, db, dout, res, w2, mean, rstd, T, C, &none,
+                                     NULL);
+    check_close("residual layernorm da", dx, golden("resln.da", T * C), T * C, RTOL);
+    check_close("residual layernorm db = da", dbranch, golden("resln.da", T * C), T * C, RTOL);
     check_close("residual layernorm dweight", dw, golden("resln.dw", C), C, RTOL);
     check_close("residual layernorm dbias", db, golden("resln.dbias", C), C, RTOL);
-    free(out), free(mean), free(rstd), free(dx), free(dw), free(db), free(res);
+    test_residual_dropout(ops, a, branch, dout, w2, b2, eps);
+    free(out), free(mean), free(rstd), free(dx), free(dw), free(db), free(res), free(dbranch);
+    free(dbranch_bias);
 }
 
 static void test_matmul(const MnrlOps *ops) {

@@ -37,6 +37,7 @@ static float *zeros(size_t n) { return mnrl_calloc(n, sizeof(float)); }
 // The buffers of the op under test; each forward wrapper reads them.
 static struct {
     float *x, *y, *w, *b, *out, *res, *pre, *mean, *rstd, *saved, *loss_workspace;
+    float *branch_bias, *branch;  // residual layernorm: b = y + branch_bias per row
     int32_t ids[T];
     float keep;
     size_t n;
@@ -44,14 +45,22 @@ static struct {
 
 static void fwd_embedding(void) { ops->embedding_forward(fx.out, fx.ids, cu, S, T, fx.x, fx.y, fx.w, C); }
 static void fwd_layernorm(void) { ops->layernorm_forward(fx.out, fx.mean, fx.rstd, fx.x, fx.w, fx.b, T, C, 1e-5f); }
+// Dropout at an offset into its tensor (a cached-MNRL chunk, ops.h): backward must use it too.
+enum { DROP_FIRST = 13, ATTN_TOKEN_OFFSET = 7 };
+static MnrlDropout residual_dropout(void) {
+    return (MnrlDropout){.keep_prob = fx.keep, .seed = 77, .stream = mnrl_rng_stream(1, 0, 3), .first = DROP_FIRST};
+}
+// The branch gets a bias added before its dropout, as the linear layer that makes it in a
+// BERT layer does, so that residual_layernorm_backward's branch-bias gradient is checked.
 static void fwd_residual_layernorm(void) {
-    ops->residual_layernorm_forward(fx.res, fx.out, fx.mean, fx.rstd, fx.x, fx.y, fx.w, fx.b, T, C, 1e-5f);
+    for (int i = 0; i < T * C; i++) fx.branch[i] = fx.y[i] + fx.branch_bias[i % C];
+    MnrlDropout drop = residual_dropout();
+    ops->residual_layernorm_forward(fx.res, fx.out, fx.mean, fx.rstd, fx.x, fx.branch, &drop, fx.w, fx.b, T, C,
+                                    1e-5f);
 }
 static void fwd_matmul(void) { ops->matmul_forward(fx.out, NULL, fx.x, fx.w, fx.b, T, C, OC); }
 static void fwd_matmul_gelu(void) { ops->matmul_forward(fx.out, fx.pre, fx.x, fx.w, fx.b, T, C, OC); }
 static void fwd_gelu(void) { ops->gelu_forward(fx.out, fx.x, fx.n); }
-// Dropout at an offset into its tensor (a cached-MNRL chunk, ops.h): backward must use it too.
-enum { DROP_FIRST = 13, ATTN_TOKEN_OFFSET = 7 };
 static void fwd_dropout(void) {
     ops->dropout(fx.out, fx.x, fx.n, fx.keep, 77, mnrl_rng_stream(1, 0, 2), DROP_FIRST);
 }
@@ -112,21 +121,30 @@ static void test_embedding(void) {
 static void test_layernorm(int residual) {
     fx.x = random_floats(T * C, -2, 3), fx.y = random_floats(T * C, -1, 1);
     fx.w = random_floats(C, 0.5, 1.5), fx.b = random_floats(C, -1, 1);
+    fx.branch_bias = random_floats(C, -0.5, 0.5), fx.branch = zeros(T * C), fx.keep = 0.75f;
     fx.out = zeros(T * C), fx.res = zeros(T * C), fx.mean = zeros(T), fx.rstd = zeros(T);
     float *dout = random_floats(T * C, -1, 1), *dx = zeros(T * C), *dw = zeros(C), *db = zeros(C);
+    float *dbranch = zeros(T * C), *dbranch_bias = zeros(C);
     void (*forward)(void) = residual ? fwd_residual_layernorm : fwd_layernorm;
     forward();
-    ops->layernorm_backward(dx, dw, db, dout, residual ? fx.res : fx.x, fx.w, fx.mean, fx.rstd,
-                            T, C, NULL);
-    fd_check(residual ? "residual layernorm d(a)" : "layernorm d(inp)", forward, dout, T * C,
-             fx.x, dx, T * C, 1e-2f);
-    if (residual) fd_check("residual layernorm d(b)", forward, dout, T * C, fx.y, dx, T * C, 1e-2f);
+    if (residual) {
+        MnrlDropout drop = residual_dropout();
+        ops->residual_layernorm_backward(dx, dbranch, dbranch_bias, dw, db, dout, fx.res, fx.w, fx.mean, fx.rstd, T,
+                                         C, &drop, NULL);
+        fd_check("residual layernorm d(a)", forward, dout, T * C, fx.x, dx, T * C, 1e-2f);
+        fd_check("residual layernorm d(b), dropout 0.75", forward, dout, T * C, fx.y, dbranch, T * C, 1e-2f);
+        fd_check("residual layernorm d(b's bias)", forward, dout, T * C, fx.branch_bias, dbranch_bias, C, 1e-2f);
+    } else {
+        ops->layernorm_backward(dx, dw, db, dout, fx.x, fx.w, fx.mean, fx.rstd, T, C, NULL);
+        fd_check("layernorm d(inp)", forward, dout, T * C, fx.x, dx, T * C, 1e-2f);
+    }
     fd_check(residual ? "residual layernorm d(weight)" : "layernorm d(weight)", forward, dout,
              T * C, fx.w, dw, C, 1e-2f);
     fd_check(residual ? "residual layernorm d(bias)" : "layernorm d(bias)", forward, dout,
              T * C, fx.b, db, C, 1e-2f);
     free(fx.x), free(fx.y), free(fx.w), free(fx.b), free(fx.out), free(fx.res), free(fx.mean);
-    free(fx.rstd), free(dout), free(dx), free(dw), free(db);
+    free(fx.rstd), free(dout), free(dx), free(dw), free(db), free(dbranch), free(dbranch_bias);
+    free(fx.branch_bias), free(fx.branch);
 }
 
 static void test_matmul(int gelu) {

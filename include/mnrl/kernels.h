@@ -69,15 +69,18 @@ int mnrl_cuda_layernorm_forward_f32(float *out, float *mean, float *rstd, const 
 int mnrl_cuda_layernorm_forward_bf16(mnrl_bf16 *out, float *mean, float *rstd, const mnrl_bf16 *inp,
                                      const mnrl_bf16 *weight, const mnrl_bf16 *bias, int T, int C,
                                      float eps, cudaStream_t stream, MnrlError *err);
-// res = a + b (written, rounded to the act dtype), then out = LayerNorm(res as stored).
+// res = a + dropout(b) (written, rounded to the act dtype; the dropped b rounded first, as
+// the dropout op would store it; drop->keep_prob 1: no mask), then out = LayerNorm(res as
+// stored). Element (t, c) of b draws element drop->first + t·C + c of the mask.
 int mnrl_cuda_residual_layernorm_forward_f32(float *res, float *out, float *mean, float *rstd,
-                                             const float *a, const float *b, const float *weight,
-                                             const float *bias, int T, int C, float eps,
-                                             cudaStream_t stream, MnrlError *err);
+                                             const float *a, const float *b, const MnrlDropout *drop,
+                                             const float *weight, const float *bias, int T, int C,
+                                             float eps, cudaStream_t stream, MnrlError *err);
 int mnrl_cuda_residual_layernorm_forward_bf16(mnrl_bf16 *res, mnrl_bf16 *out, float *mean,
                                               float *rstd, const mnrl_bf16 *a, const mnrl_bf16 *b,
-                                              const mnrl_bf16 *weight, const mnrl_bf16 *bias, int T,
-                                              int C, float eps, cudaStream_t stream, MnrlError *err);
+                                              const MnrlDropout *drop, const mnrl_bf16 *weight,
+                                              const mnrl_bf16 *bias, int T, int C, float eps,
+                                              cudaStream_t stream, MnrlError *err);
 // dinp written; dweight, dbias fp32 [C] accumulated (+=) deterministically (per-block fp32
 // partials in the workspace, added in fp64). workspace:
 // mnrl_cuda_layernorm_backward_workspace_bytes(C) bytes (independent of T).
@@ -91,6 +94,21 @@ int mnrl_cuda_layernorm_backward_bf16(mnrl_bf16 *dinp, float *dweight, float *db
                                       const mnrl_bf16 *weight, const float *mean, const float *rstd,
                                       int T, int C, void *workspace, cudaStream_t stream,
                                       MnrlError *err);
+// The residual variant's backward (ops.h residual_layernorm_backward): dres as dinp above,
+// dbranch = dropout(dres as stored) rounded to the act dtype, dbranch_bias fp32 [C] +=
+// its column sums (NULL skips them), in the same pass; dweight, dbias as above.
+int mnrl_cuda_residual_layernorm_backward_f32(float *dres, float *dbranch, float *dbranch_bias,
+                                              float *dweight, float *dbias, const float *dout,
+                                              const float *res, const float *weight,
+                                              const float *mean, const float *rstd, int T, int C,
+                                              const MnrlDropout *drop, void *workspace,
+                                              cudaStream_t stream, MnrlError *err);
+int mnrl_cuda_residual_layernorm_backward_bf16(mnrl_bf16 *dres, mnrl_bf16 *dbranch, float *dbranch_bias,
+                                               float *dweight, float *dbias, const mnrl_bf16 *dout,
+                                               const mnrl_bf16 *res, const mnrl_bf16 *weight,
+                                               const float *mean, const float *rstd, int T, int C,
+                                               const MnrlDropout *drop, void *workspace,
+                                               cudaStream_t stream, MnrlError *err);
 
 // ---- elementwise.cu: GELU, dropout, fp32 <-> bf16 -----------------------------------------
 // Exact GELU x·Φ(x) over n elements (fp32 arithmetic); backward dinp = dout·gelu'(inp),

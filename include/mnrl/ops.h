@@ -71,6 +71,14 @@ typedef struct {
     double max_norm;  // global gradient-norm clip; <= 0: none
 } MnrlAdamwParams;
 
+// One dropout mask as the fused ops take it (see the conventions above): keep_prob in (0, 1]
+// (1: none), the (seed, stream) of rng.h, and first, the element of the masked tensor where
+// the call's element 0 falls.
+typedef struct {
+    float keep_prob;
+    uint64_t seed, stream, first;
+} MnrlDropout;
+
 typedef struct MnrlOps {
     const char *name;  // "cpu-fp32", "cuda-bf16", ...
     size_t act_bytes;  // size of one act element
@@ -119,17 +127,29 @@ typedef struct MnrlOps {
     // mean, rstd fp32 [T] saved for backward.
     void (*layernorm_forward)(void *out, float *mean, float *rstd, const void *inp,
                               const void *weight, const void *bias, int T, int C, float eps);
-    // Post-LN residual block: res = a + b (act [T, C], kept: it is the LayerNorm input that
-    // backward needs), then out = LayerNorm(res) as above. The gradient of res reaches a
-    // and b unchanged, so backward is layernorm_backward with inp = res.
+    // Post-LN residual block with the branch's dropout fused: res = a + dropout(b) (act
+    // [T, C], kept: it is the LayerNorm input that backward needs; element (t, c) of b draws
+    // element drop->first + t·C + c of the mask, the product rounded to act before the add,
+    // as ops->dropout then an add would), then out = LayerNorm(res) as above.
     void (*residual_layernorm_forward)(void *res, void *out, float *mean, float *rstd,
-                                       const void *a, const void *b, const void *weight,
-                                       const void *bias, int T, int C, float eps);
+                                       const void *a, const void *b, const MnrlDropout *drop,
+                                       const void *weight, const void *bias, int T, int C,
+                                       float eps);
     // dinp = dL/dinp (written, act [T, C]); dweight, dbias += (fp32 [C]).
-    // inp is the forward input (res for the residual variant); mean, rstd from forward.
+    // inp is the forward input; mean, rstd from forward.
     void (*layernorm_backward)(void *dinp, float *dweight, float *dbias, const void *dout,
                                const void *inp, const void *weight, const float *mean,
                                const float *rstd, int T, int C, void *workspace);
+    // Backward of residual_layernorm_forward: dres = dL/dres (written, act [T, C]: what
+    // reaches a, the residual path), dbranch = dropout(dres) with the forward's mask (written,
+    // act [T, C]: dL/db), dbranch_bias += column sums of dbranch as stored (fp32 [C], the
+    // bias gradient of the linear layer that made b; NULL skips it), dweight, dbias += as
+    // layernorm_backward. res, mean, rstd from forward.
+    void (*residual_layernorm_backward)(void *dres, void *dbranch, float *dbranch_bias,
+                                        float *dweight, float *dbias, const void *dout,
+                                        const void *res, const void *weight, const float *mean,
+                                        const float *rstd, int T, int C,
+                                        const MnrlDropout *drop, void *workspace);
 
     // ---- linear layers ------------------------------------------------------------------
     // out = inp W^T + bias: inp act [T, C], weight act [OC, C], bias act [OC] or NULL,

@@ -199,6 +199,11 @@ static uint64_t dropout_stream(const Model *m, int layer, int site) {
 static float keep(const Model *m, float train_keep) { return m->training ? train_keep : 1.0f; }
 // The element of the hidden-site masks where the last forward's batch starts (model.h).
 static uint64_t hidden_first(const Model *m) { return (uint64_t)m->first_token * (uint64_t)m->C; }
+// The mask of a hidden-state site (SITE_ATTN_OUT, SITE_FFN_OUT) of layer l, for the fused ops.
+static MnrlDropout hidden_dropout(const Model *m, int l, int site) {
+    return (MnrlDropout){.keep_prob = keep(m, m->hidden_keep), .seed = m->seed,
+                         .stream = dropout_stream(m, l, site), .first = hidden_first(m)};
+}
 
 static int check_batch(const Model *m, const PackedBatch *b, MnrlError *err) {
     if (b->S < 1 || b->S > m->limits.max_seqs || b->T > m->limits.max_tokens || b->cu_seqlens[0] != 0 ||
@@ -228,22 +233,18 @@ static void layer_forward(Model *m, int l) {
     LayerActs *a = &m->layers[l];
     int T = m->T, S = m->S, C = m->C, I = m->I;
     float eps = (float)m->table.config.layer_norm_eps;
-    size_t TC = (size_t)T * (size_t)C;
     void *scratch = m->grad_tmp;
     o->matmul_forward(a->qkv, NULL, m->x[l], weight(m, p->qkv_w), weight(m, p->qkv_b), T, C, 3 * C);
     o->attention_forward(a->attn, a->attn_saved, a->qkv, m->cu_seqlens, S, T, m->limits.max_seqlen, C,
                          m->NH, keep(m, m->attn_keep), m->seed, dropout_stream(m, l, SITE_ATTN_PROBS),
                          m->first_token);
+    MnrlDropout attn_out = hidden_dropout(m, l, SITE_ATTN_OUT), ffn_out = hidden_dropout(m, l, SITE_FFN_OUT);
     o->matmul_forward(scratch, NULL, a->attn, weight(m, p->attn_out_w), weight(m, p->attn_out_b), T, C, C);
-    o->dropout(scratch, scratch, TC, keep(m, m->hidden_keep), m->seed, dropout_stream(m, l, SITE_ATTN_OUT),
-               hidden_first(m));
-    o->residual_layernorm_forward(a->res1, a->ln1, a->ln1_mean, a->ln1_rstd, m->x[l], scratch,
+    o->residual_layernorm_forward(a->res1, a->ln1, a->ln1_mean, a->ln1_rstd, m->x[l], scratch, &attn_out,
                                   weight(m, p->attn_ln_w), weight(m, p->attn_ln_b), T, C, eps);
     o->matmul_forward(a->gelu, a->pre_gelu, a->ln1, weight(m, p->ffn_in_w), weight(m, p->ffn_in_b), T, C, I);
     o->matmul_forward(scratch, NULL, a->gelu, weight(m, p->ffn_out_w), weight(m, p->ffn_out_b), T, I, C);
-    o->dropout(scratch, scratch, TC, keep(m, m->hidden_keep), m->seed, dropout_stream(m, l, SITE_FFN_OUT),
-               hidden_first(m));
-    o->residual_layernorm_forward(a->res2, m->x[l + 1], a->ln2_mean, a->ln2_rstd, a->ln1, scratch,
+    o->residual_layernorm_forward(a->res2, m->x[l + 1], a->ln2_mean, a->ln2_rstd, a->ln1, scratch, &ffn_out,
                                   weight(m, p->ffn_ln_w), weight(m, p->ffn_ln_b), T, C, eps);
 }
 
@@ -283,28 +284,26 @@ static void layer_backward(Model *m, int l, void *dx, void *dres) {
     const ParamLayer *p = &m->table.layers[l];
     LayerActs *a = &m->layers[l];
     int T = m->T, S = m->S, C = m->C, I = m->I, ML = m->limits.max_seqlen;
-    size_t TC = (size_t)T * (size_t)C;
     void *ws = m->workspace;
 
-    // out = LN2(res2), res2 = ln1 + dropout(gelu W2^T + b2)
-    o->layernorm_backward(dres, grad(m, p->ffn_ln_w), grad(m, p->ffn_ln_b), dx, a->res2,
-                          weight(m, p->ffn_ln_w), a->ln2_mean, a->ln2_rstd, T, C, ws);
-    o->dropout(m->grad_tmp, dres, TC, keep(m, m->hidden_keep), m->seed, dropout_stream(m, l, SITE_FFN_OUT),
-               hidden_first(m));
-    o->matmul_backward(m->grad_ffn, grad(m, p->ffn_out_w), grad(m, p->ffn_out_b), m->grad_tmp, a->gelu,
-                       weight(m, p->ffn_out_w), T, I, C, 0, ws);
+    MnrlDropout attn_out = hidden_dropout(m, l, SITE_ATTN_OUT), ffn_out = hidden_dropout(m, l, SITE_FFN_OUT);
+    // out = LN2(res2), res2 = ln1 + dropout(gelu W2^T + b2); b2's gradient comes with it.
+    o->residual_layernorm_backward(dres, m->grad_tmp, grad(m, p->ffn_out_b), grad(m, p->ffn_ln_w),
+                                   grad(m, p->ffn_ln_b), dx, a->res2, weight(m, p->ffn_ln_w), a->ln2_mean,
+                                   a->ln2_rstd, T, C, &ffn_out, ws);
+    o->matmul_backward(m->grad_ffn, grad(m, p->ffn_out_w), NULL, m->grad_tmp, a->gelu, weight(m, p->ffn_out_w),
+                       T, I, C, 0, ws);
     o->gelu_backward(m->grad_ffn, a->pre_gelu, m->grad_ffn, (size_t)T * (size_t)I);
     // dres becomes d(ln1): the residual path plus the FFN input's gradient.
     o->matmul_backward(dres, grad(m, p->ffn_in_w), grad(m, p->ffn_in_b), m->grad_ffn, a->ln1,
                        weight(m, p->ffn_in_w), T, C, I, 1, ws);
 
     // ln1 = LN1(res1), res1 = x + dropout(attn Wo^T + bo), attn = attention(x Wqkv^T + bqkv)
-    o->layernorm_backward(dx, grad(m, p->attn_ln_w), grad(m, p->attn_ln_b), dres, a->res1,
-                          weight(m, p->attn_ln_w), a->ln1_mean, a->ln1_rstd, T, C, ws);
-    o->dropout(m->grad_tmp, dx, TC, keep(m, m->hidden_keep), m->seed, dropout_stream(m, l, SITE_ATTN_OUT),
-               hidden_first(m));
-    o->matmul_backward(m->grad_attn, grad(m, p->attn_out_w), grad(m, p->attn_out_b), m->grad_tmp, a->attn,
-                       weight(m, p->attn_out_w), T, C, C, 0, ws);
+    o->residual_layernorm_backward(dx, m->grad_tmp, grad(m, p->attn_out_b), grad(m, p->attn_ln_w),
+                                   grad(m, p->attn_ln_b), dres, a->res1, weight(m, p->attn_ln_w), a->ln1_mean,
+                                   a->ln1_rstd, T, C, &attn_out, ws);
+    o->matmul_backward(m->grad_attn, grad(m, p->attn_out_w), NULL, m->grad_tmp, a->attn, weight(m, p->attn_out_w),
+                       T, C, C, 0, ws);
     o->attention_backward(m->grad_qkv, m->grad_attn, a->qkv, a->attn, a->attn_saved, m->cu_seqlens, S, T, ML,
                           C, m->NH, keep(m, m->attn_keep), m->seed, dropout_stream(m, l, SITE_ATTN_PROBS),
                           m->first_token, ws);

@@ -178,15 +178,14 @@ static void cpu_layernorm_forward(void *out, float *mean, float *rstd, const voi
 }
 
 static void cpu_residual_layernorm_forward(void *res, void *out, float *mean, float *rstd,
-                                           const void *a, const void *b, const void *weight,
-                                           const void *bias, int T, int C, float eps) {
+                                           const void *a, const void *b, const MnrlDropout *drop,
+                                           const void *weight, const void *bias, int T, int C,
+                                           float eps) {
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
         size_t row = (size_t)t * C;
         float *r = (float *)res + row;
-        const float *ra = (const float *)a + row, *rb = (const float *)b + row;
-#pragma omp simd
-        for (int c = 0; c < C; c++) r[c] = ra[c] + rb[c];
+        ops_cpu_residual_dropout(r, (const float *)a + row, (const float *)b + row, (size_t)C, drop, row);
         layernorm_row((float *)out + row, mean + t, rstd + t, r, weight, bias, C, eps);
     }
 }
@@ -270,6 +269,18 @@ static void cpu_layernorm_backward(void *dinp_, float *dweight, float *dbias,
     }
 }
 
+// The plain backward, then the branch's gradient through the same mask and its column
+// sums (what matmul_backward's dbias would add).
+static void cpu_residual_layernorm_backward(void *dres, void *dbranch, float *dbranch_bias,
+                                            float *dweight, float *dbias, const void *dout,
+                                            const void *res, const void *weight, const float *mean,
+                                            const float *rstd, int T, int C,
+                                            const MnrlDropout *drop, void *workspace) {
+    cpu_layernorm_backward(dres, dweight, dbias, dout, res, weight, mean, rstd, T, C, workspace);
+    ops_cpu_dropout(dbranch, dres, (size_t)T * C, drop->keep_prob, drop->seed, drop->stream, drop->first);
+    if (dbranch_bias) ops_cpu_column_sums(dbranch_bias, dbranch, T, C);
+}
+
 // ---- pooling ----------------------------------------------------------------------------
 
 // Sums in fp64 over the sentence's rows, a chunk of columns at a time (rows contiguous).
@@ -330,6 +341,7 @@ static const MnrlOps cpu_ops = {
     .layernorm_forward = cpu_layernorm_forward,
     .residual_layernorm_forward = cpu_residual_layernorm_forward,
     .layernorm_backward = cpu_layernorm_backward,
+    .residual_layernorm_backward = cpu_residual_layernorm_backward,
     .matmul_forward = ops_cpu_matmul_forward,
     .matmul_backward = ops_cpu_matmul_backward,
     .gelu_forward = ops_cpu_gelu_forward,

@@ -65,6 +65,10 @@ void ops_cpu_gelu_forward(void *out, const void *inp, size_t n);
 void ops_cpu_gelu_backward(void *dinp, const void *inp, const void *dout, size_t n);
 void ops_cpu_dropout(void *out, const void *inp, size_t n, float keep_prob, uint64_t seed,
                      uint64_t stream, uint64_t first);
+// r = a + dropout(b) over n elements that are elements drop->first + offset .. of the
+// mask: the product rounded to fp32 before the add, as ops->dropout and then an add.
+void ops_cpu_residual_dropout(float *r, const float *a, const float *b, size_t n, const MnrlDropout *drop,
+                              uint64_t offset);
 void ops_cpu_attention_forward(void *out, float *saved, const void *qkv,
                                const int32_t *cu_seqlens, int S, int T, int max_seqlen, int C,
                                int NH, float keep_prob, uint64_t seed, uint64_t stream,

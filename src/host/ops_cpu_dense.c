@@ -275,6 +275,27 @@ void ops_cpu_dropout(void *out_, const void *inp_, size_t n, float keep_prob, ui
     }
 }
 
+void ops_cpu_residual_dropout(float *r, const float *a, const float *b, size_t n, const MnrlDropout *drop,
+                              uint64_t offset) {
+    enum { PIECE = 256 };
+    if (drop->keep_prob >= 1.0f) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) r[i] = a[i] + b[i];
+        return;
+    }
+    for (size_t i0 = 0; i0 < n; i0 += PIECE) {
+        size_t width = n - i0 < PIECE ? n - i0 : PIECE;
+        float mult[PIECE];
+        ops_cpu_dropout_multipliers(mult, drop->first + offset + i0, width, drop->keep_prob, drop->seed,
+                                    drop->stream);
+#pragma omp simd
+        for (size_t i = 0; i < width; i++) {
+            float dropped = b[i0 + i] * mult[i];
+            r[i0 + i] = a[i0 + i] + dropped;
+        }
+    }
+}
+
 // ---- attention --------------------------------------------------------------------------
 //
 // Per (sentence, head) the products are small matrices (length × head size), so they are

@@ -66,30 +66,20 @@ struct GeluBackward {
     }
 };
 
-// out may be inp. Element e (of the masked tensor: first + the index in out) is kept by word
-// e % 4 of Philox block e / 4. The test
-// mnrl_rng_uniform(word) < keep_prob is done on the 24-bit integer: (word >> 8)·2^-24 is
-// exact, so it holds exactly when word >> 8 < keep_below = ceil(keep_prob·2^24) (also
-// exact), without an int-to-float conversion per element.
+// out may be inp; element i is element first + i of the masked tensor (kernel_util's
+// DropoutMask).
 template <class T>
 struct Dropout {
     static constexpr int kWidth = kVec<T>;
     T *out;
     const T *inp;
-    uint32_t keep_below;
-    float keep_scale;
-    uint64_t seed, rng_stream, first;
+    DropoutMask mask;
     bool aligned() const { return aligned16(out, inp); }
     template <int W>
     __device__ void run(size_t i) const {
         float x[W];
         load_f32(x, inp + i);
-        MnrlPhilox4 words;
-        for (int k = 0; k < W; k++) {
-            const uint64_t e = first + i + k;
-            if (k == 0 || e % 4 == 0) words = mnrl_rng_block(seed, rng_stream, e / 4);
-            x[k] *= words.v[e % 4] >> 8 < keep_below ? keep_scale : 0.0f;
-        }
+        mask.apply(x, i);
         store_f32(out + i, x);
     }
 };
@@ -130,9 +120,8 @@ int dropout(const char *what, T *out, const T *inp, size_t n, float keep_prob, u
         if (out != inp) CUDA_CHECK(cudaMemcpyAsync(out, inp, n * sizeof(T), cudaMemcpyDeviceToDevice, stream), err);
         return 0;
     }
-    const uint32_t keep_below = (uint32_t)ceilf(keep_prob * 16777216.0f);
-    return launch_elementwise(Dropout<T>{out, inp, keep_below, 1.0f / keep_prob, seed, rng_stream, first}, n,
-                              stream, err);
+    return launch_elementwise(Dropout<T>{out, inp, dropout_mask(keep_prob, seed, rng_stream, first)}, n, stream,
+                              err);
 }
 
 template <class D, class S>

@@ -150,7 +150,7 @@ int backward(const char *what, float *dwte, float *dwpe, float *dwtt, const T *d
     const dim3 grid((unsigned)((C + kSumCols - 1) / kSumCols), kSumBlocks);
     CUDA_LAUNCH(grid, dim3(kSumCols, kSumRows), 0, stream, column_partials_kernel<T>)(partials, dout, Tn, C);
     CUDA_CHECK(cudaGetLastError(), err);
-    return add_partial_sums(dwtt, NULL, partials, kSumBlocks, C, stream, err);
+    return add_partial_sums(ColumnSums{{dwtt}, 1}, partials, kSumBlocks, C, stream, err);
 }
 
 }  // namespace

@@ -17,14 +17,28 @@
 //    acc[c] += Σ_k partials[k][c], summed in fp64 in a fixed order (slice s of a block
 //    adds parts s, s + kPartialSlices, ...; the slices are then added in slice order), so
 //    the result is the same for any scheduling, without float atomics. One launch can
-//    serve two outputs of C columns each (LayerNorm's dweight and dbias).
+//    serve up to three outputs of C columns each (LayerNorm's dweight and dbias, and the
+//    bias gradient of the residual branch);
+//  - DropoutMask: the multipliers of ops.h's dropout masks on the device, exactly as the
+//    CPU's (rng.h): element e uses word e % 4 of Philox block e / 4 of (seed, stream).
 #ifndef MNRL_KERNEL_UTIL_CUH
 #define MNRL_KERNEL_UTIL_CUH
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <cuda_bf16.h>
+
+#include "mnrl/rng.h"
+
+// `#pragma unroll` for nvcc, where a loop over a register array must be unrolled to keep
+// the array in registers; the emulation (cuemu.h, g++) has no such pragma.
+#ifdef CUEMU
+#define MNRL_UNROLL
+#else
+#define MNRL_UNROLL _Pragma("unroll")
+#endif
 
 namespace {
 
@@ -143,11 +157,17 @@ __device__ __forceinline__ F warp_sum(F x) {
 const int kPartialCols = 32;    // columns per block of add_partial_sums_kernel
 const int kPartialSlices = 32;  // rows of threads: independent fp64 sums over the parts
 
-// cols = C, or 2C when acc2 takes columns [C, 2C) of the partials (row stride cols).
+// Up to three fp32 outputs of C columns each: output o takes columns [o·C, o·C + C) of
+// every partial row (row stride outputs·C); a NULL output's columns are not added.
+struct ColumnSums {
+    float *acc[3];
+    int outputs;
+};
+
 __global__ void __launch_bounds__(kPartialCols *kPartialSlices)
-    add_partial_sums_kernel(float *acc, float *acc2, const float *partials, int parts, int C, int cols) {
+    add_partial_sums_kernel(ColumnSums out, const float *partials, int parts, int C) {
     __shared__ double slice_sums[kPartialSlices][kPartialCols];
-    const int c = blockIdx.x * kPartialCols + threadIdx.x;
+    const int cols = out.outputs * C, c = blockIdx.x * kPartialCols + threadIdx.x;
     double sum = 0.0;
     if (c < cols)
         for (int k = threadIdx.y; k < parts; k += kPartialSlices) sum += partials[(size_t)k * cols + c];
@@ -156,21 +176,48 @@ __global__ void __launch_bounds__(kPartialCols *kPartialSlices)
     if (threadIdx.y == 0 && c < cols) {
         double total = 0.0;
         for (int s = 0; s < kPartialSlices; s++) total += slice_sums[s][threadIdx.x];
-        float *dst = c < C ? acc + c : acc2 + (c - C);
-        *dst += (float)total;
+        const int o = c / C;  // selected, not indexed: an indexed parameter array goes to local memory
+        float *acc = o == 0 ? out.acc[0] : o == 1 ? out.acc[1] : out.acc[2];
+        if (acc) acc[c % C] += (float)total;
     }
 }
 
-// Enqueues acc[c] += Σ_k partials[k·cols + c] for c < C, and when acc2 is given (cols = 2C)
-// acc2[c] += Σ_k partials[k·cols + C + c]; fp64 sums in the fixed order above.
-inline int add_partial_sums(float *acc, float *acc2, const float *partials, int parts, int C,
-                            cudaStream_t stream, MnrlError *err) {
-    const int cols = acc2 ? 2 * C : C;
-    const unsigned blocks = (unsigned)((cols + kPartialCols - 1) / kPartialCols);
-    CUDA_LAUNCH(blocks, dim3(kPartialCols, kPartialSlices), 0, stream, add_partial_sums_kernel)(
-        acc, acc2, partials, parts, C, cols);
+// Enqueues out.acc[o][c] += Σ_k partials[k·outputs·C + o·C + c]; fp64 sums in the fixed
+// order above.
+inline int add_partial_sums(ColumnSums out, const float *partials, int parts, int C, cudaStream_t stream,
+                            MnrlError *err) {
+    const unsigned blocks = (unsigned)((out.outputs * C + kPartialCols - 1) / kPartialCols);
+    CUDA_LAUNCH(blocks, dim3(kPartialCols, kPartialSlices), 0, stream, add_partial_sums_kernel)(out, partials,
+                                                                                              parts, C);
     CUDA_CHECK(cudaGetLastError(), err);
     return 0;
+}
+
+// A dropout mask of ops.h on the device. An element is kept when its Philox word's top 24
+// bits are < keep_below = ceil(keep_prob·2^24) (the CPU's mnrl_rng_uniform(word) <
+// keep_prob, exact, without an int-to-float conversion per element), and then multiplied
+// by the fp32 1/keep_prob: the CPU's product, so fp32 results are the CPU's bit for bit.
+struct DropoutMask {
+    uint32_t keep_below;
+    float keep_scale;
+    uint64_t seed, stream, first;
+
+    // x[k] *= the multiplier of element first + i + k of the masked tensor. A W-vector
+    // starting at a multiple of 4 draws whole Philox blocks; any start works.
+    template <int W>
+    __device__ __forceinline__ void apply(float (&x)[W], uint64_t i) const {
+        MnrlPhilox4 words;
+        for (int k = 0; k < W; k++) {
+            const uint64_t e = first + i + k;
+            if (k == 0 || e % 4 == 0) words = mnrl_rng_block(seed, stream, e / 4);
+            x[k] = __fmul_rn(x[k], words.v[e % 4] >> 8 < keep_below ? keep_scale : 0.0f);
+        }
+    }
+};
+
+// keep_prob must be in (0, 1]; the caller skips apply() when it is 1.
+inline DropoutMask dropout_mask(float keep_prob, uint64_t seed, uint64_t stream, uint64_t first) {
+    return DropoutMask{(uint32_t)ceilf(keep_prob * 16777216.0f), 1.0f / keep_prob, seed, stream, first};
 }
 
 }  // namespace

@@ -141,7 +141,7 @@ int bias_grad(float *dbias, const T *dout, int rows, int OC, void *workspace, cu
             partials, dout, rows, OC, rows_per_part);
     }
     CUDA_CHECK(cudaGetLastError(), err);
-    return add_partial_sums(dbias, NULL, partials, parts, OC, stream, err);
+    return add_partial_sums(ColumnSums{{dbias}, 1}, partials, parts, OC, stream, err);
 }
 
 // The portable GEMM: d (M × N, row stride ldd) (+)= A·Bᵀ-view products (see gemm_kernel).

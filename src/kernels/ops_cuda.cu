@@ -132,9 +132,9 @@ static void layernorm_forward(void *out, float *mean, float *rstd, const void *i
 
 template <class A>
 static void residual_layernorm_forward(void *res, void *out, float *mean, float *rstd, const void *a,
-                                       const void *b, const void *weight, const void *bias, int T, int C,
-                                       float eps) {
-    RUN(LAUNCHER(residual_layernorm_forward)((A *)res, (A *)out, mean, rstd, (const A *)a, (const A *)b,
+                                       const void *b, const MnrlDropout *drop, const void *weight, const void *bias,
+                                       int T, int C, float eps) {
+    RUN(LAUNCHER(residual_layernorm_forward)((A *)res, (A *)out, mean, rstd, (const A *)a, (const A *)b, drop,
                                              (const A *)weight, (const A *)bias, T, C, eps, stream,
                                              &first_error));
 }
@@ -145,6 +145,16 @@ static void layernorm_backward(void *dinp, float *dweight, float *dbias, const v
                                void *workspace) {
     RUN(LAUNCHER(layernorm_backward)((A *)dinp, dweight, dbias, (const A *)dout, (const A *)inp,
                                      (const A *)weight, mean, rstd, T, C, workspace, stream, &first_error));
+}
+
+template <class A>
+static void residual_layernorm_backward(void *dres, void *dbranch, float *dbranch_bias, float *dweight,
+                                        float *dbias, const void *dout, const void *res, const void *weight,
+                                        const float *mean, const float *rstd, int T, int C, const MnrlDropout *drop,
+                                        void *workspace) {
+    RUN(LAUNCHER(residual_layernorm_backward)((A *)dres, (A *)dbranch, dbranch_bias, dweight, dbias,
+                                              (const A *)dout, (const A *)res, (const A *)weight, mean, rstd, T, C,
+                                              drop, workspace, stream, &first_error));
 }
 
 template <class A>
@@ -264,6 +274,7 @@ template <class A> static MnrlOps make_table(const char *name) {
     t.layernorm_forward = layernorm_forward<A>;
     t.residual_layernorm_forward = residual_layernorm_forward<A>;
     t.layernorm_backward = layernorm_backward<A>;
+    t.residual_layernorm_backward = residual_layernorm_backward<A>;
     t.matmul_forward = matmul_forward<A>;
     t.matmul_backward = matmul_backward<A>;
     t.gelu_forward = gelu_forward<A>;
