@@ -1,7 +1,10 @@
 // cuda_launch.h — what every src/kernels/*.cu includes, so that one source compiles both
 // with nvcc for the GPU and with g++ under the CPU emulation of tests/emu (cuemu.h):
 //  - CUDA_LAUNCH(grid, block, smem, stream, kernel)(args...): every launch goes through it;
-//    under nvcc it is kernel<<<grid, block, smem, stream>>>(args...).
+//    under nvcc it is kernel<<<grid, block, smem, stream>>>(args...), and it counts the
+//    launch in mnrl_cuda_launches (ops_cuda_counts(), ops_cuda.h: what a training step
+//    launches is held to a budget by tests/emu/test_ops_cuda_step.c). Use it as a
+//    statement: it expands to `++count, launch`.
 //  - mnrl_dyn_smem: the one project-wide dynamic shared memory buffer (16-byte aligned);
 //    kernels carve it up themselves and never declare their own `extern __shared__`.
 //  - CUDA_CHECK(call, err): turns a failed runtime call into the project's error
@@ -20,12 +23,16 @@
 
 #include "mnrl/common.h"
 
+// Kernels (and cuBLASLt matmuls, counted in matmul.cu) enqueued by this process; one
+// variable for every file (C++17 inline variable).
+inline unsigned long long mnrl_cuda_launches = 0;
+
 #ifdef CUEMU
 #define CUDA_LAUNCH(grid, block, smem, stream, ...) \
-    ::cuemu::make_launch(__VA_ARGS__, grid, block, smem, stream, #__VA_ARGS__)
+    ++mnrl_cuda_launches, ::cuemu::make_launch(__VA_ARGS__, grid, block, smem, stream, #__VA_ARGS__)
 #define mnrl_dyn_smem (::cuemu::dynamic_smem)
 #else
-#define CUDA_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#define CUDA_LAUNCH(grid, block, smem, stream, ...) ++mnrl_cuda_launches, __VA_ARGS__<<<grid, block, smem, stream>>>
 extern __shared__ __align__(16) unsigned char mnrl_dyn_smem[];
 #endif
 

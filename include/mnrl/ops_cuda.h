@@ -21,6 +21,15 @@ extern "C" {
 // what the runtime says (no device, no driver, ...) when there is no usable GPU.
 int ops_cuda(int bf16, const MnrlOps **ops, MnrlError *err);
 
+// What the CUDA backend has enqueued in this process so far: kernel launches (cuBLASLt
+// matmuls included), and the host <-> device copies of upload and download, each of which
+// waits for the GPU to finish the work queued before it (the host buffers are pageable).
+// tests/emu/test_ops_cuda_step.c holds a training step to its budget with it.
+typedef struct {
+    unsigned long long launches, uploads, downloads;
+} MnrlCudaCounts;
+void ops_cuda_counts(MnrlCudaCounts *out);
+
 #ifdef __cplusplus
 }
 #endif

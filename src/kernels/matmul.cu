@@ -284,6 +284,7 @@ int lt_gemm(const MnrlGemmContext *ctx, void *d, cudaDataType_t d_type, const T 
     if (bias)
         LT_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
                  err);
+    ++mnrl_cuda_launches;
     LT_CHECK(cublasLtMatmul(static_cast<cublasLtHandle_t>(ctx->handle), plan->desc, &alpha, a, plan->a_layout, b,
                             plan->b_layout, &beta, d, plan->d_layout, d, plan->d_layout, &plan->algo, ctx->workspace,
                             ctx->workspace_bytes, stream), err);

@@ -76,11 +76,15 @@ static int cuda_alloc(void **out, size_t bytes, MnrlError *err) {
 static void cuda_release(void *buf) { cudaFree(buf); }
 
 // Synchronous copies: the host buffer may be reused as soon as they return.
+static unsigned long long uploads, downloads;  // ops_cuda_counts()
+
 static void cuda_upload(void *dst, const void *host_src, size_t bytes) {
+    uploads++;
     RUN_CUDA(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice));
 }
 
 static void cuda_download(void *host_dst, const void *src, size_t bytes) {
+    downloads++;
     RUN_CUDA(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost));
 }
 
@@ -289,6 +293,10 @@ template <class A> static MnrlOps make_table(const char *name) {
     t.adamw = adamw<A>;
     t.last_error = cuda_last_error;
     return t;
+}
+
+extern "C" void ops_cuda_counts(MnrlCudaCounts *out) {
+    *out = MnrlCudaCounts{mnrl_cuda_launches, uploads, downloads};
 }
 
 extern "C" int ops_cuda(int bf16, const MnrlOps **ops, MnrlError *err) {
