@@ -246,7 +246,7 @@ template <class T>
 int forward(const char *what, T *res, T *out, float *mean, float *rstd, const T *a, const T *b,
             const MnrlDropout *dropout, const T *weight, const T *bias, int Tn, int C, float eps,
             cudaStream_t stream, MnrlError *err) {
-    Drop drop;
+    Drop drop{};
     if (check_shape(what, Tn, C, err) != 0 || make_drop(what, dropout, &drop, err) != 0) return -1;
     if (Tn == 0) return 0;
     if (C % kVec<T> == 0 && aligned16(res, out, a, b, weight, bias))
