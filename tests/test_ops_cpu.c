@@ -240,14 +240,20 @@ static void test_matmul(const MnrlOps *ops) {
     check_close("matmul dinp accumulates", dx, want_dx, T * C, RTOL);
     check_close("matmul dweight accumulates", dw, want_dw, OC * C, RTOL);
 
-    // Fused GELU: pre kept, out = gelu(pre); backward = gelu_backward in place + matmul.
+    // Fused GELU: pre kept, out = gelu(pre); backward = gelu_bias_backward in place (it
+    // makes dbias) + matmul without dbias.
     memset(dw, 0, OC * C * sizeof(float));
     memset(db, 0, OC * sizeof(float));
     ops->matmul_forward(out, pre, x, w, b, T, C, OC);
     check_close("matmul+gelu pre", pre, golden("mmg.pre", T * OC), T * OC, RTOL);
     check_close("matmul+gelu out", out, golden("mmg.out", T * OC), T * OC, RTOL);
-    ops->gelu_backward(dpre, pre, dpre, T * OC);
-    ops->matmul_backward(dx, dw, db, dpre, x, w, T, C, OC, 0, NULL);
+    float *want_dpre = copy_of(dpre, T * OC);
+    ops->gelu_backward(want_dpre, pre, want_dpre, T * OC);
+    ops->gelu_bias_backward(dpre, db, pre, dpre, T, OC, NULL);  // in place
+    CHECK_MSG(memcmp(dpre, want_dpre, sizeof(float) * T * OC) == 0,
+              "gelu_bias_backward: dinp differs from gelu_backward");
+    ops->matmul_backward(dx, dw, NULL, dpre, x, w, T, C, OC, 0, NULL);
+    free(want_dpre);
     check_close("matmul+gelu dinp", dx, golden("mmg.dx", T * C), T * C, RTOL);
     check_close("matmul+gelu dweight", dw, golden("mmg.dw", OC * C), OC * C, RTOL);
     check_close("matmul+gelu dbias", db, golden("mmg.db", OC), OC, RTOL);

@@ -155,8 +155,8 @@ static void test_matmul(int gelu) {
     void (*forward)(void) = gelu ? fwd_matmul_gelu : fwd_matmul;
     forward();
     memcpy(dpre, dout, sizeof(float) * T * OC);
-    if (gelu) ops->gelu_backward(dpre, fx.pre, dpre, T * OC);
-    ops->matmul_backward(dx, dw, db, dpre, fx.x, fx.w, T, C, OC, 0, NULL);
+    if (gelu) ops->gelu_bias_backward(dpre, db, fx.pre, dpre, T, OC, NULL);  // makes dbias too
+    ops->matmul_backward(dx, dw, gelu ? NULL : db, dpre, fx.x, fx.w, T, C, OC, 0, NULL);
     fd_check(gelu ? "matmul+gelu d(inp)" : "matmul d(inp)", forward, dout, T * OC, fx.x, dx, T * C, 1e-2f);
     fd_check(gelu ? "matmul+gelu d(weight)" : "matmul d(weight)", forward, dout, T * OC, fx.w, dw, OC * C, 1e-2f);
     fd_check(gelu ? "matmul+gelu d(bias)" : "matmul d(bias)", forward, dout, T * OC, fx.b, db, OC, 1e-2f);

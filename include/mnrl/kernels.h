@@ -229,6 +229,14 @@ int mnrl_cuda_matmul_backward_bf16(mnrl_bf16 *dinp, float *dweight, float *dbias
                                    const mnrl_bf16 *inp, const mnrl_bf16 *weight, int T, int C, int OC,
                                    int accumulate_dinp, void *workspace, const MnrlGemmContext *ctx,
                                    cudaStream_t stream, MnrlError *err);
+// As ops.h's gelu_bias_backward: dinp [T, OC] = dout·gelu'(pre) (the exact GELU's
+// derivative, as mnrl_cuda_gelu_backward_*, the same bits; dinp may be dout), and dbias
+// fp32 [OC] += column sums of dinp as stored, in one pass (NULL dbias: the GELU backward
+// alone). workspace: mnrl_cuda_matmul_backward_workspace_bytes(T or more, OC) bytes.
+int mnrl_cuda_gelu_bias_backward_f32(float *dinp, float *dbias, const float *pre, const float *dout, int T,
+                                     int OC, void *workspace, cudaStream_t stream, MnrlError *err);
+int mnrl_cuda_gelu_bias_backward_bf16(mnrl_bf16 *dinp, float *dbias, const mnrl_bf16 *pre, const mnrl_bf16 *dout,
+                                      int T, int OC, void *workspace, cudaStream_t stream, MnrlError *err);
 
 #ifdef __cplusplus
 }

@@ -160,7 +160,7 @@ typedef struct MnrlOps {
     // dinp = dout W (act [T, C]; written, or added when accumulate_dinp, as the residual
     // branch of a post-LN block needs; NULL skips it); dweight += dout^T inp (fp32 [OC, C]);
     // dbias += column sums of dout (fp32 [OC]; NULL skips). For a fused-GELU forward, first
-    // turn dout into d(pre_gelu) with gelu_backward.
+    // turn dout into d(pre_gelu) with gelu_bias_backward, which also makes dbias.
     void (*matmul_backward)(void *dinp, float *dweight, float *dbias, const void *dout,
                             const void *inp, const void *weight, int T, int C, int OC,
                             int accumulate_dinp, void *workspace);
@@ -170,6 +170,12 @@ typedef struct MnrlOps {
     void (*gelu_forward)(void *out, const void *inp, size_t n);
     // dinp = dout · gelu'(inp); dinp may be the same buffer as dout.
     void (*gelu_backward)(void *dinp, const void *inp, const void *dout, size_t n);
+    // The backward of a fused-GELU matmul_forward's GELU and of that GEMM's bias, in one
+    // pass: dinp = dout · gelu'(inp) as gelu_backward over [T, OC] (act; dinp may be dout),
+    // dbias += column sums of dinp as stored (fp32 [OC]; NULL skips them). matmul_backward
+    // then takes dinp with dbias NULL.
+    void (*gelu_bias_backward)(void *dinp, float *dbias, const void *inp, const void *dout, int T, int OC,
+                               void *workspace);
     // out[i] = inp[i] · mask[first + i] / keep_prob, mask element e from (seed, stream)
     // (see the top): the n elements are elements first .. first+n-1 of the masked tensor.
     // Being linear with a diagonal Jacobian, the same call with the same (seed, stream,

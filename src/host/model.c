@@ -293,10 +293,10 @@ static void layer_backward(Model *m, int l, void *dx, void *dres) {
                                    a->ln2_rstd, T, C, &ffn_out, ws);
     o->matmul_backward(m->grad_ffn, grad(m, p->ffn_out_w), NULL, m->grad_tmp, a->gelu, weight(m, p->ffn_out_w),
                        T, I, C, 0, ws);
-    o->gelu_backward(m->grad_ffn, a->pre_gelu, m->grad_ffn, (size_t)T * (size_t)I);
+    o->gelu_bias_backward(m->grad_ffn, grad(m, p->ffn_in_b), a->pre_gelu, m->grad_ffn, T, I, ws);
     // dres becomes d(ln1): the residual path plus the FFN input's gradient.
-    o->matmul_backward(dres, grad(m, p->ffn_in_w), grad(m, p->ffn_in_b), m->grad_ffn, a->ln1,
-                       weight(m, p->ffn_in_w), T, C, I, 1, ws);
+    o->matmul_backward(dres, grad(m, p->ffn_in_w), NULL, m->grad_ffn, a->ln1, weight(m, p->ffn_in_w), T, C, I, 1,
+                       ws);
 
     // ln1 = LN1(res1), res1 = x + dropout(attn Wo^T + bo), attn = attention(x Wqkv^T + bqkv)
     o->residual_layernorm_backward(dx, m->grad_tmp, grad(m, p->attn_out_b), grad(m, p->attn_ln_w),

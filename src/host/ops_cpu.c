@@ -281,6 +281,14 @@ static void cpu_residual_layernorm_backward(void *dres, void *dbranch, float *db
     if (dbranch_bias) ops_cpu_column_sums(dbranch_bias, dbranch, T, C);
 }
 
+// The GELU's backward, then the column sums matmul_backward's dbias would take of it.
+static void cpu_gelu_bias_backward(void *dinp, float *dbias, const void *inp, const void *dout, int T, int OC,
+                                   void *workspace) {
+    (void)workspace;
+    ops_cpu_gelu_backward(dinp, inp, dout, (size_t)T * OC);
+    if (dbias) ops_cpu_column_sums(dbias, dinp, T, OC);
+}
+
 // ---- pooling ----------------------------------------------------------------------------
 
 // Sums in fp64 over the sentence's rows, a chunk of columns at a time (rows contiguous).
@@ -346,6 +354,7 @@ static const MnrlOps cpu_ops = {
     .matmul_backward = ops_cpu_matmul_backward,
     .gelu_forward = ops_cpu_gelu_forward,
     .gelu_backward = ops_cpu_gelu_backward,
+    .gelu_bias_backward = cpu_gelu_bias_backward,
     .dropout = ops_cpu_dropout,
     .attention_forward = ops_cpu_attention_forward,
     .attention_backward = ops_cpu_attention_backward,

@@ -4,8 +4,7 @@
 // for the conversions the f32_to_act / act_to_f32 of a bf16 backend: round to nearest
 // even, as torch's .to(torch.bfloat16) (safetensors_f32_to_bf16 on the host).
 //
-// GELU is x·Φ(x) with Φ(x) = erfc(-x/√2)/2: the CPU's 1 + erf(x/√2) would cancel for
-// negative x (x = -3 leaves 0.0027 of 2), erfc keeps full relative precision there.
+// GELU is x·Φ(x) with Φ(x) = erfc(-x/√2)/2 (kernel_util's gelu_cdf and gelu_grad).
 // Dropout follows the rng.h mapping exactly as ops_cpu does: element e (counted from the
 // call's `first`, ops.h) uses word e % 4 of Philox block e / 4 of (seed, rng_stream),
 // kept when its 24-bit uniform < keep_prob and then multiplied by the fp32 1/keep_prob —
@@ -26,11 +25,6 @@
 
 namespace {
 
-constexpr float kSqrtHalf = 0.70710678118654752440f;     // 1/√2
-constexpr float kInvSqrt2Pi = 0.39894228040143267794f;   // 1/√(2π)
-
-__device__ __forceinline__ float gelu_cdf(float x) { return 0.5f * erfcf(-x * kSqrtHalf); }
-
 template <class T>
 struct GeluForward {
     static constexpr int kWidth = kVec<T>;
@@ -41,7 +35,7 @@ struct GeluForward {
     __device__ void run(size_t e) const {
         float x[W];
         load_f32(x, inp + e);
-        for (int k = 0; k < W; k++) x[k] = x[k] * gelu_cdf(x[k]);
+        for (int k = 0; k < W; k++) x[k] = __fmul_rn(x[k], gelu_cdf(x[k]));
         store_f32(out + e, x);
     }
 };
@@ -58,10 +52,7 @@ struct GeluBackward {
         float x[W], d[W];
         load_f32(x, inp + e);
         load_f32(d, dout + e);
-        for (int k = 0; k < W; k++) {
-            const float pdf = kInvSqrt2Pi * expf(-0.5f * x[k] * x[k]);
-            d[k] = d[k] * (gelu_cdf(x[k]) + x[k] * pdf);
-        }
+        for (int k = 0; k < W; k++) d[k] = __fmul_rn(d[k], gelu_grad(x[k]));
         store_f32(dinp + e, d);
     }
 };

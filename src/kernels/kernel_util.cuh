@@ -20,7 +20,10 @@
 //    serve up to three outputs of C columns each (LayerNorm's dweight and dbias, and the
 //    bias gradient of the residual branch);
 //  - DropoutMask: the multipliers of ops.h's dropout masks on the device, exactly as the
-//    CPU's (rng.h): element e uses word e % 4 of Philox block e / 4 of (seed, stream).
+//    CPU's (rng.h): element e uses word e % 4 of Philox block e / 4 of (seed, stream);
+//  - gelu_cdf / gelu_grad: the exact GELU's Φ and derivative, one definition for the
+//    elementwise kernels and the fused GELU-bias backward of matmul.cu; the roundings are
+//    explicit (__fmul_rn, __fmaf_rn), so every kernel that inlines them gets the same bits.
 #ifndef MNRL_KERNEL_UTIL_CUH
 #define MNRL_KERNEL_UTIL_CUH
 
@@ -214,6 +217,18 @@ struct DropoutMask {
         }
     }
 };
+
+// Φ(x) = erfc(-x/√2)/2: 1 + erf(x/√2) would cancel for negative x (x = -3 leaves 0.0027
+// of 2), erfc keeps full relative precision there.
+__device__ __forceinline__ float gelu_cdf(float x) {
+    return __fmul_rn(0.5f, erfcf(__fmul_rn(-x, 0.70710678118654752440f)));
+}
+
+// gelu'(x) = Φ(x) + x·φ(x), φ(x) = e^(-x²/2)/√(2π).
+__device__ __forceinline__ float gelu_grad(float x) {
+    const float pdf = __fmul_rn(0.39894228040143267794f, expf(__fmul_rn(__fmul_rn(-0.5f, x), x)));
+    return __fmaf_rn(x, pdf, gelu_cdf(x));
+}
 
 // keep_prob must be in (0, 1]; the caller skips apply() when it is 1.
 inline DropoutMask dropout_mask(float keep_prob, uint64_t seed, uint64_t stream, uint64_t first) {

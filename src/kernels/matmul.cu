@@ -2,7 +2,8 @@
 // GELU, keeping pre_gelu), backward dinp = dout·W (written or added), dweight += doutᵀ·inp,
 // dbias += column sums of dout; fp32 or bf16 activations, fp32 accumulation, fp32 weight
 // and bias gradients.
-// CPU ops it must match: ops_cpu()->matmul_forward / matmul_backward (ops.h).
+// CPU ops it must match: ops_cpu()->matmul_forward / matmul_backward / gelu_bias_backward
+// (ops.h).
 //
 // Two GEMM paths behind the same launchers:
 //  - cuBLASLt (nvcc builds, given a MnrlGemmContext with a handle): bf16 (or fp32) A/B,
@@ -10,9 +11,9 @@
 //    accumulating outputs (dinp when asked, dweight in fp32). Not used: GELU_AUX / DGELU,
 //    because cuBLASLt's GELU is the tanh approximation and BERT's is the exact erf GELU
 //    (they differ by up to 4e-4, more than fp32 noise), so the forward GELU is
-//    elementwise.cu's exact kernel on pre_gelu, and the caller applies gelu_backward
-//    (ops.h); nor BGRAD, which overwrites the bias gradient where ops.h accumulates it
-//    and whose reduction order is the library's: dbias is the deterministic column sum
+//    elementwise.cu's exact kernel on pre_gelu, and the caller applies gelu_bias_backward
+//    (ops.h, below); nor BGRAD, which overwrites the bias gradient where ops.h accumulates
+//    it and whose reduction order is the library's: dbias is the deterministic column sum
 //    below.
 //  - the portable path (the emulation, a context without a handle, and any build without
 //    cuBLASLt): gemm_kernel, a 64 × 64-tile shared-memory GEMM with 4 × 4 register
@@ -21,7 +22,9 @@
 // dbias: column partial sums over fixed row ranges (fp32, kBiasRows rows of threads per
 // block, a lane owning 8 bf16 or 4 fp32 columns read 16 bytes at a time) into the
 // workspace, then kernel_util's add_partial_sums in fp64 in a fixed order: the same bits
-// on every run.
+// on every run. The same pass also serves gelu_bias_backward (ops.h): the GELU's backward
+// written on the way, the sums taken of it, one read of dout and pre_gelu fewer than a
+// GELU kernel followed by the bias reduction.
 #include <string.h>
 
 #include <cuda_bf16.h>
@@ -102,17 +105,27 @@ __global__ void __launch_bounds__(kThreads)
 // partials[blockIdx.y][c] = Σ of dout[t][c] over the block's row range (fp32: each thread
 // row adds every kBiasRows-th row, then the rows of threads are added in order). Lane x
 // owns the V columns from (blockIdx.x·32 + x)·V; the order per column does not depend on V.
-template <class T, int V>
+// With GELU (the backward of a fused-GELU forward) each element is first turned into
+// d(pre_gelu) = dout·gelu'(pre), rounded to T and written to dinp (which may be dout), and
+// the sums are of dinp as stored: the GELU backward and the bias reduction in one pass.
+template <class T, int V, bool GELU>
 __global__ void __launch_bounds__(32 * kBiasRows)
-    bias_partial_kernel(float *partials, const T *dout, int rows, int OC, int rows_per_part) {
+    bias_partial_kernel(float *partials, T *dinp, const T *pre, const T *dout, int rows, int OC, int rows_per_part) {
     __shared__ float sums[kBiasRows][32 * V];
     const int c = (blockIdx.x * 32 + threadIdx.x) * V;
     const int begin = blockIdx.y * rows_per_part, end = min(rows, begin + rows_per_part);
     float sum[V] = {};
     if (c < OC)
         for (int t = begin + threadIdx.y; t < end; t += kBiasRows) {
+            const size_t at = (size_t)t * OC + c;
             float x[V];
-            load_f32(x, dout + (size_t)t * OC + c);
+            load_f32(x, dout + at);
+            if (GELU) {
+                float p[V];
+                load_f32(p, pre + at);
+                for (int e = 0; e < V; e++) x[e] = to_f32(from_f32<T>(__fmul_rn(x[e], gelu_grad(p[e]))));
+                store_f32(dinp + at, x);
+            }
             for (int e = 0; e < V; e++) sum[e] += x[e];
         }
     for (int e = 0; e < V; e++) sums[threadIdx.y][threadIdx.x * V + e] = sum[e];
@@ -127,19 +140,28 @@ __global__ void __launch_bounds__(32 * kBiasRows)
 
 int bias_parts(int rows) { return rows < kBiasParts ? (rows > 0 ? rows : 1) : kBiasParts; }
 
+// dbias += column sums of dout; with pre (GELU), of dinp = dout·gelu'(pre) written on the way.
 template <class T>
-int bias_grad(float *dbias, const T *dout, int rows, int OC, void *workspace, cudaStream_t stream, MnrlError *err) {
+int bias_grad(float *dbias, T *dinp, const T *pre, const T *dout, int rows, int OC, void *workspace,
+              cudaStream_t stream, MnrlError *err) {
     const int parts = bias_parts(rows), rows_per_part = (rows + parts - 1) / parts;
     float *partials = static_cast<float *>(workspace);
     const dim3 block(32, kBiasRows);
-    if (OC % kVec<T> == 0 && aligned16(dout)) {
-        const unsigned col_blocks = (unsigned)((OC + 32 * kVec<T> - 1) / (32 * kVec<T>));
-        CUDA_LAUNCH(dim3(col_blocks, (unsigned)parts), block, 0, stream, bias_partial_kernel<T, kVec<T>>)(
-            partials, dout, rows, OC, rows_per_part);
-    } else {
-        CUDA_LAUNCH(dim3((unsigned)((OC + 31) / 32), (unsigned)parts), block, 0, stream, bias_partial_kernel<T, 1>)(
-            partials, dout, rows, OC, rows_per_part);
-    }
+    const bool vec = OC % kVec<T> == 0 && aligned16(dinp, pre, dout);
+    const unsigned col_blocks = (unsigned)(vec ? (OC + 32 * kVec<T> - 1) / (32 * kVec<T>) : (OC + 31) / 32);
+    const dim3 grid(col_blocks, (unsigned)parts);
+    if (vec && pre)
+        CUDA_LAUNCH(grid, block, 0, stream, bias_partial_kernel<T, kVec<T>, true>)(partials, dinp, pre, dout, rows,
+                                                                                OC, rows_per_part);
+    else if (vec)
+        CUDA_LAUNCH(grid, block, 0, stream, bias_partial_kernel<T, kVec<T>, false>)(partials, dinp, pre, dout, rows,
+                                                                                 OC, rows_per_part);
+    else if (pre)
+        CUDA_LAUNCH(grid, block, 0, stream, bias_partial_kernel<T, 1, true>)(partials, dinp, pre, dout, rows, OC,
+                                                                          rows_per_part);
+    else
+        CUDA_LAUNCH(grid, block, 0, stream, bias_partial_kernel<T, 1, false>)(partials, dinp, pre, dout, rows, OC,
+                                                                           rows_per_part);
     CUDA_CHECK(cudaGetLastError(), err);
     return add_partial_sums(ColumnSums{{dbias}, 1}, partials, parts, OC, stream, err);
 }
@@ -308,6 +330,13 @@ int gelu(float *out, const float *pre, size_t n, cudaStream_t stream, MnrlError 
 int gelu(__nv_bfloat16 *out, const __nv_bfloat16 *pre, size_t n, cudaStream_t stream, MnrlError *err) {
     return mnrl_cuda_gelu_forward_bf16(out, pre, n, stream, err);
 }
+int gelu_backward(float *dinp, const float *pre, const float *dout, size_t n, cudaStream_t stream, MnrlError *err) {
+    return mnrl_cuda_gelu_backward_f32(dinp, pre, dout, n, stream, err);
+}
+int gelu_backward(__nv_bfloat16 *dinp, const __nv_bfloat16 *pre, const __nv_bfloat16 *dout, size_t n,
+                  cudaStream_t stream, MnrlError *err) {
+    return mnrl_cuda_gelu_backward_bf16(dinp, pre, dout, n, stream, err);
+}
 
 // Row-major out[T, OC] = inp[T, C]·W[OC, C]ᵀ + bias; column-major that is
 // outᵀ (OC × T) = W (stored C × OC, transposed)·inpᵀ (stored C × T).
@@ -350,7 +379,7 @@ int backward(const char *what, T *dinp, float *dweight, float *dbias, const T *d
         if (lt_gemm<T>(ctx, dweight, CUDA_R_32F, inp, dout, (const T *)NULL, C, OC, rows, false, true, 1.0f, stream,
                        err) != 0)
             return -1;
-        return dbias ? bias_grad(dbias, dout, rows, OC, workspace, stream, err) : 0;
+        return dbias ? bias_grad(dbias, (T *)NULL, (const T *)NULL, dout, rows, OC, workspace, stream, err) : 0;
     }
 #endif
     if (dinp && portable_gemm<T, T>(dinp, C, View<T>{dout, (size_t)OC, 1}, View<T>{weight, 1, (size_t)C},
@@ -359,7 +388,7 @@ int backward(const char *what, T *dinp, float *dweight, float *dbias, const T *d
     if (portable_gemm<T, float>(dweight, C, View<T>{dout, 1, (size_t)OC}, View<T>{inp, 1, (size_t)C},
                                 (const T *)NULL, OC, C, rows, 1, stream, err) != 0)
         return -1;
-    return dbias ? bias_grad(dbias, dout, rows, OC, workspace, stream, err) : 0;
+    return dbias ? bias_grad(dbias, (T *)NULL, (const T *)NULL, dout, rows, OC, workspace, stream, err) : 0;
 }
 
 }  // namespace
@@ -437,4 +466,28 @@ extern "C" int mnrl_cuda_matmul_backward_bf16(mnrl_bf16 *dinp, float *dweight, f
                                               cudaStream_t stream, MnrlError *err) {
     return backward("matmul_backward_bf16", dinp, dweight, dbias, dout, inp, weight, T, C, OC, accumulate_dinp,
                     workspace, ctx, stream, err);
+}
+
+namespace {
+
+template <class T>
+int gelu_bias_backward(const char *what, T *dinp, float *dbias, const T *pre, const T *dout, int rows, int OC,
+                       void *workspace, cudaStream_t stream, MnrlError *err) {
+    if (check_shape(what, rows, 1, OC, err) != 0) return -1;
+    if (rows == 0) return 0;
+    if (!dbias) return gelu_backward(dinp, pre, dout, (size_t)rows * OC, stream, err);
+    return bias_grad(dbias, dinp, pre, dout, rows, OC, workspace, stream, err);
+}
+
+}  // namespace
+
+extern "C" int mnrl_cuda_gelu_bias_backward_f32(float *dinp, float *dbias, const float *pre, const float *dout, int T,
+                                                int OC, void *workspace, cudaStream_t stream, MnrlError *err) {
+    return gelu_bias_backward("gelu_bias_backward_f32", dinp, dbias, pre, dout, T, OC, workspace, stream, err);
+}
+
+extern "C" int mnrl_cuda_gelu_bias_backward_bf16(mnrl_bf16 *dinp, float *dbias, const mnrl_bf16 *pre,
+                                                 const mnrl_bf16 *dout, int T, int OC, void *workspace,
+                                                 cudaStream_t stream, MnrlError *err) {
+    return gelu_bias_backward("gelu_bias_backward_bf16", dinp, dbias, pre, dout, T, OC, workspace, stream, err);
 }

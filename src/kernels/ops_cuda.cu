@@ -183,6 +183,12 @@ template <class A> static void gelu_forward(void *out, const void *inp, size_t n
 template <class A> static void gelu_backward(void *dinp, const void *inp, const void *dout, size_t n) {
     RUN(LAUNCHER(gelu_backward)((A *)dinp, (const A *)inp, (const A *)dout, n, stream, &first_error));
 }
+template <class A>
+static void gelu_bias_backward(void *dinp, float *dbias, const void *inp, const void *dout, int T, int OC,
+                               void *workspace) {
+    RUN(LAUNCHER(gelu_bias_backward)((A *)dinp, dbias, (const A *)inp, (const A *)dout, T, OC, workspace, stream,
+                                     &first_error));
+}
 
 template <class A>
 static void dropout(void *out, const void *inp, size_t n, float keep_prob, uint64_t seed, uint64_t rng_stream,
@@ -283,6 +289,7 @@ template <class A> static MnrlOps make_table(const char *name) {
     t.matmul_backward = matmul_backward<A>;
     t.gelu_forward = gelu_forward<A>;
     t.gelu_backward = gelu_backward<A>;
+    t.gelu_bias_backward = gelu_bias_backward<A>;
     t.dropout = dropout<A>;
     t.attention_forward = attention_forward<A>;
     t.attention_backward = attention_backward<A>;

@@ -14,6 +14,10 @@
 //    (|gelu'(x)| + 0.4·Δ)·Δ (|gelu''| <= 0.8) plus the fp32 GELU's own error
 //    (8 + 2x²)·u·|out| (erfc's argument rounding grows with x²);
 //  - dbias (+=, column sums over T rows): (T + 12)·u·Σ_t |dout| + 2u·|dbias|;
+//  - gelu_bias_backward (the GELU's backward and the bias sums in one pass): its dinp must
+//    equal elementwise.cu's gelu_backward bit for bit (same gelu_grad, explicit roundings;
+//    that kernel is checked against the CPU in test_elementwise.c), in place or not, and
+//    its dbias the fp64 column sums of that dinp under the dbias bound above;
 //  - bf16 outputs add their rounding, 2^-8·(|value| + tol).
 #include <math.h>
 #include <stdint.h>
@@ -192,6 +196,52 @@ static void check_backward(Stats *st, int T, int C, int OC, int bf16, int with_b
     cudaFree(workspace);
 }
 
+// gelu_bias_backward on [T, OC] (see the top), dinp in place over dout or not.
+static void check_gelu_bias(int T, int OC, int bf16, int in_place, uint64_t *rng) {
+    size_t n = (size_t)T * OC, elem = bf16 ? 2 : 4;
+    float *pre = random_values(n, -5.0f, 5.0f, rng), *dout = random_values(n, -1.0f, 1.0f, rng);
+    float *db0 = random_values(OC, -1.0f, 1.0f, rng);
+    void *dev_pre = device_act(pre, n, bf16), *dev_dout = device_act(dout, n, bf16);
+    void *dev_want = device_copy(NULL, n * elem), *dev_dinp = in_place ? dev_dout : device_copy(NULL, n * elem + 64);
+    float *dev_db = device_copy(db0, OC * 4);
+    void *workspace = device_copy(NULL, mnrl_cuda_matmul_backward_workspace_bytes(T, OC));
+    MnrlError err = {{0}};
+    int rc = bf16 ? mnrl_cuda_gelu_backward_bf16(dev_want, dev_pre, dev_dout, n, NULL, &err)
+                  : mnrl_cuda_gelu_backward_f32(dev_want, dev_pre, dev_dout, n, NULL, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    double start = mnrl_now();
+    rc = bf16 ? mnrl_cuda_gelu_bias_backward_bf16(dev_dinp, dev_db, dev_pre, dev_dout, T, OC, workspace, NULL, &err)
+              : mnrl_cuda_gelu_bias_backward_f32(dev_dinp, dev_db, dev_pre, dev_dout, T, OC, workspace, NULL, &err);
+    kernel_seconds += mnrl_now() - start;
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    unsigned char *got = host_copy(dev_dinp, n * elem), *want = host_copy(dev_want, n * elem);
+    CHECK_MSG(memcmp(got, want, n * elem) == 0, "T=%d OC=%d %s%s: gelu_bias_backward's dinp differs from "
+              "gelu_backward's", T, OC, bf16 ? "bf16" : "fp32", in_place ? " in place" : "");
+    if (!in_place) {
+        unsigned char *tail = host_copy((char *)dev_dinp + n * elem, 64);
+        CHECK_MSG(all_bytes_ff(tail, 64), "T=%d OC=%d: gelu_bias_backward wrote past dinp", T, OC);
+        free(tail);
+    }
+    float *dinp = download_act(dev_dinp, n, bf16), *db = host_copy(dev_db, OC * 4);
+    double worst = 0.0;
+    for (int o = 0; o < OC; o++) {
+        double sum = db0[o], mag = 0.0;
+        for (int t = 0; t < T; t++) {
+            sum += dinp[(size_t)t * OC + o];
+            mag += fabs(dinp[(size_t)t * OC + o]);
+        }
+        double ratio = fabs(db[o] - sum) / ((T + 12.0) * kU * mag + 2 * kU * fabs(sum));
+        if (ratio > worst) worst = ratio;
+    }
+    printf("gelu_bias_backward T=%-3d OC=%-4d %s%s: dinp = gelu_backward's, dbias %.2f of tolerance\n", T, OC,
+           bf16 ? "bf16" : "fp32", in_place ? " in place" : "", worst);
+    CHECK_MSG(worst <= 1.0, "T=%d OC=%d %s: gelu_bias_backward dbias %.3g x tolerance", T, OC, bf16 ? "bf16" : "fp32",
+              worst);
+    free(got), free(want), free(dinp), free(db), free(pre), free(dout), free(db0);
+    void *bufs[] = {dev_pre, dev_dout, dev_want, in_place ? NULL : dev_dinp, dev_db, workspace};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
+}
+
 static void check_arguments(void) {
     MnrlError err = {{0}};
     CHECK_EQ_INT(mnrl_cuda_matmul_forward_f32(NULL, NULL, NULL, NULL, NULL, -1, 64, 64, NULL, NULL, &err), -1);
@@ -237,6 +287,11 @@ int main(void) {
                     CHECK_MSG(all[k]->worst <= 1.0, "T=%d C=%d OC=%d %s: %s error %.3g x tolerance", T, C, OC,
                               bf16 ? "bf16" : "fp32", names[k], all[k]->worst);
             }
+    // gelu_bias_backward: 16-byte vectors (OC 64, 1536) and single columns (OC 99).
+    const int gelu_rows[] = {1, 33, 700}, gelu_cols[] = {64, 1536, 99};
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 3; c++)
+            for (int bf16 = 0; bf16 < 2; bf16++) check_gelu_bias(gelu_rows[r], gelu_cols[c], bf16, (r + c) % 2, &rng);
     check_arguments();
     printf("matmul kernels: %.3f s emulated, whole test %.3f s\n", kernel_seconds, mnrl_now() - start);
     TEST_END();
