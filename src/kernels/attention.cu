@@ -668,10 +668,7 @@ int check_args(const char *what, int S, int T, int max_seqlen, int C, int NH, fl
         return mnrl_fail(err, "%s:%d: %s: head size %d (hidden %d / %d heads) is not supported by the CUDA "
                          "attention kernels (16, 32, 64 or 128); use the CPU backend for this model",
                          __FILE__, __LINE__, what, HS, C, NH);
-    if (!(keep_prob > 0.0f && keep_prob <= 1.0f))
-        return mnrl_fail(err, "%s:%d: %s: keep_prob %g is outside (0, 1]; this is a bug in the caller",
-                         __FILE__, __LINE__, what, (double)keep_prob);
-    return 0;
+    return check_keep_prob(what, keep_prob, err);
 }
 
 // Launches kernel(L, drop, args...) with one block per work item and head. Shared memory:

@@ -103,9 +103,7 @@ int gelu_backward(T *dinp, const T *inp, const T *dout, size_t n, cudaStream_t s
 template <class T>
 int dropout(const char *what, T *out, const T *inp, size_t n, float keep_prob, uint64_t seed,
             uint64_t rng_stream, uint64_t first, cudaStream_t stream, MnrlError *err) {
-    if (!(keep_prob > 0.0f && keep_prob <= 1.0f))
-        return mnrl_fail(err, "%s:%d: %s: keep_prob %g is outside (0, 1]; this is a bug in the caller",
-                         __FILE__, __LINE__, what, (double)keep_prob);
+    if (check_keep_prob(what, keep_prob, err) != 0) return -1;
     if (n == 0) return 0;
     if (keep_prob == 1.0f) {
         if (out != inp) CUDA_CHECK(cudaMemcpyAsync(out, inp, n * sizeof(T), cudaMemcpyDeviceToDevice, stream), err);

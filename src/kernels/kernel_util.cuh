@@ -21,6 +21,7 @@
 //    bias gradient of the residual branch);
 //  - DropoutMask: the multipliers of ops.h's dropout masks on the device, exactly as the
 //    CPU's (rng.h): element e uses word e % 4 of Philox block e / 4 of (seed, stream);
+//    check_keep_prob, the launchers' one check of a keep_prob;
 //  - gelu_cdf / gelu_grad: the exact GELU's Φ and derivative, one definition for the
 //    elementwise kernels and the fused GELU-bias backward of matmul.cu; the roundings are
 //    explicit (__fmul_rn, __fmaf_rn), so every kernel that inlines them gets the same bits.
@@ -228,6 +229,14 @@ __device__ __forceinline__ float gelu_cdf(float x) {
 __device__ __forceinline__ float gelu_grad(float x) {
     const float pdf = __fmul_rn(0.39894228040143267794f, expf(__fmul_rn(__fmul_rn(-0.5f, x), x)));
     return __fmaf_rn(x, pdf, gelu_cdf(x));
+}
+
+// The launchers' check of a dropout's keep_prob (ops.h: in (0, 1], 1 = no dropout).
+inline int check_keep_prob(const char *what, float keep_prob, MnrlError *err) {
+    if (!(keep_prob > 0.0f && keep_prob <= 1.0f))
+        return mnrl_fail(err, "%s:%d: %s: keep_prob %g is outside (0, 1]; this is a bug in the caller", __FILE__,
+                         __LINE__, what, (double)keep_prob);
+    return 0;
 }
 
 // keep_prob must be in (0, 1]; the caller skips apply() when it is 1.

@@ -235,9 +235,7 @@ struct Drop {
 
 int make_drop(const char *what, const MnrlDropout *drop, Drop *out, MnrlError *err) {
     const float keep = drop ? drop->keep_prob : 1.0f;
-    if (!(keep > 0.0f && keep <= 1.0f))
-        return mnrl_fail(err, "%s:%d: %s: keep_prob %g is outside (0, 1]; this is a bug in the caller", __FILE__,
-                         __LINE__, what, (double)keep);
+    if (check_keep_prob(what, keep, err) != 0) return -1;
     *out = Drop{keep < 1.0f, keep < 1.0f ? dropout_mask(keep, drop->seed, drop->stream, drop->first) : DropoutMask{}};
     return 0;
 }
