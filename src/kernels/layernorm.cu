@@ -309,7 +309,19 @@ int backward(const char *what, T *dinp, const Branch<T> &br, float *dweight, flo
     return add_partial_sums(sums, partials, (int)blocks, C, stream, err);
 }
 
+template <class T>
+int residual_backward(const char *what, T *dres, T *dbranch, float *dbranch_bias, float *dweight, float *dbias,
+                      const T *dout, const T *res, const T *weight, const float *mean, const float *rstd, int Tn,
+                      int C, const MnrlDropout *dropout, void *workspace, cudaStream_t stream, MnrlError *err) {
+    Branch<T> br{dbranch, dbranch_bias, {}};
+    if (make_drop(what, dropout, &br.drop, err) != 0) return -1;
+    if (!dbranch)
+        return mnrl_fail(err, "%s:%d: %s: dbranch is NULL; this is a bug in the caller", __FILE__, __LINE__, what);
+    return backward(what, dres, br, dweight, dbias, dout, res, weight, mean, rstd, Tn, C, workspace, stream, err);
+}
+
 }  // namespace
+
 extern "C" size_t mnrl_cuda_layernorm_backward_workspace_bytes(int C) {
     return (size_t)3 * kBackwardBlocks * (size_t)C * sizeof(float);
 }
@@ -361,21 +373,6 @@ extern "C" int mnrl_cuda_layernorm_backward_bf16(mnrl_bf16 *dinp, float *dweight
     return backward("layernorm_backward_bf16", dinp, Branch<__nv_bfloat16>{}, dweight, dbias, dout, inp, weight,
                     mean, rstd, T, C, workspace, stream, err);
 }
-
-namespace {
-
-template <class T>
-int residual_backward(const char *what, T *dres, T *dbranch, float *dbranch_bias, float *dweight, float *dbias,
-                      const T *dout, const T *res, const T *weight, const float *mean, const float *rstd, int Tn,
-                      int C, const MnrlDropout *dropout, void *workspace, cudaStream_t stream, MnrlError *err) {
-    Branch<T> br{dbranch, dbranch_bias, {}};
-    if (make_drop(what, dropout, &br.drop, err) != 0) return -1;
-    if (!dbranch)
-        return mnrl_fail(err, "%s:%d: %s: dbranch is NULL; this is a bug in the caller", __FILE__, __LINE__, what);
-    return backward(what, dres, br, dweight, dbias, dout, res, weight, mean, rstd, Tn, C, workspace, stream, err);
-}
-
-}  // namespace
 
 extern "C" int mnrl_cuda_residual_layernorm_backward_f32(float *dres, float *dbranch, float *dbranch_bias,
                                                          float *dweight, float *dbias, const float *dout,

@@ -391,6 +391,15 @@ int backward(const char *what, T *dinp, float *dweight, float *dbias, const T *d
     return dbias ? bias_grad(dbias, (T *)NULL, (const T *)NULL, dout, rows, OC, workspace, stream, err) : 0;
 }
 
+template <class T>
+int gelu_bias_backward(const char *what, T *dinp, float *dbias, const T *pre, const T *dout, int rows, int OC,
+                       void *workspace, cudaStream_t stream, MnrlError *err) {
+    if (check_shape(what, rows, 1, OC, err) != 0) return -1;
+    if (rows == 0) return 0;
+    if (!dbias) return gelu_backward(dinp, pre, dout, (size_t)rows * OC, stream, err);
+    return bias_grad(dbias, dinp, pre, dout, rows, OC, workspace, stream, err);
+}
+
 }  // namespace
 
 extern "C" int mnrl_cuda_gemm_context_create(MnrlGemmContext *ctx, size_t workspace_bytes, MnrlError *err) {
@@ -467,19 +476,6 @@ extern "C" int mnrl_cuda_matmul_backward_bf16(mnrl_bf16 *dinp, float *dweight, f
     return backward("matmul_backward_bf16", dinp, dweight, dbias, dout, inp, weight, T, C, OC, accumulate_dinp,
                     workspace, ctx, stream, err);
 }
-
-namespace {
-
-template <class T>
-int gelu_bias_backward(const char *what, T *dinp, float *dbias, const T *pre, const T *dout, int rows, int OC,
-                       void *workspace, cudaStream_t stream, MnrlError *err) {
-    if (check_shape(what, rows, 1, OC, err) != 0) return -1;
-    if (rows == 0) return 0;
-    if (!dbias) return gelu_backward(dinp, pre, dout, (size_t)rows * OC, stream, err);
-    return bias_grad(dbias, dinp, pre, dout, rows, OC, workspace, stream, err);
-}
-
-}  // namespace
 
 extern "C" int mnrl_cuda_gelu_bias_backward_f32(float *dinp, float *dbias, const float *pre, const float *dout, int T,
                                                 int OC, void *workspace, cudaStream_t stream, MnrlError *err) {

@@ -75,9 +75,9 @@ static int cuda_alloc(void **out, size_t bytes, MnrlError *err) {
 
 static void cuda_release(void *buf) { cudaFree(buf); }
 
-// Synchronous copies: the host buffer may be reused as soon as they return.
 static unsigned long long uploads, downloads;  // ops_cuda_counts()
 
+// Synchronous copies: the host buffer may be reused as soon as they return.
 static void cuda_upload(void *dst, const void *host_src, size_t bytes) {
     uploads++;
     RUN_CUDA(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice));
