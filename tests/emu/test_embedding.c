@@ -3,8 +3,11 @@
 // and compared with the CPU backend's ops_cpu()->embedding_forward / embedding_backward on
 // the same values (bf16 inputs decoded to fp32). Sentence lengths 1, 2, 31, 33, 75, 128,
 // 129, 512 packed together, batch 1 and odd batches, hidden 64 and 384. Token ids repeat
-// heavily ([CLS]/[SEP] in every sentence, a few frequent words, ids 128 apart that share
-// the kernel's bucket), since repeated rows are what a racy scatter-add gets wrong.
+// heavily ([CLS]/[SEP] in every sentence, a few frequent words, ids 512 apart that share
+// the kernel's bucket, one of them [CLS]'s), since repeated rows are what a racy
+// scatter-add gets wrong, and a bucket whose tokens alternate between rows is where the
+// kernel's running row sum must go back to memory and be reloaded. The NLI-like batch
+// (2,609 tokens) spans three of the kernel's 1,024-token chunks.
 //
 // Tolerances:
 //  - forward: the kernel adds the three rows in fp32 in the CPU's order and rounds once to
@@ -31,15 +34,16 @@
 enum { VOCAB = 1000, POSITIONS = 513, CLS = 101, SEP = 102 };
 
 // Ids with the repetitions a real batch has: [CLS] first, [SEP] last, half of the rest
-// from eight frequent ids (two pairs of them 128 apart), the others uniform.
+// from nine frequent ids (two pairs of them 512 apart, and 613 = [CLS] + 512), the others
+// uniform.
 static int32_t *make_ids(const int32_t *cu, int S, int T, uint64_t *rng) {
-    static const int32_t frequent[] = {1996, 1012, 1997, 1010, 229, 357, 3, 131};
+    static const int32_t frequent[] = {1996, 1012, 1997, 1010, 229, 741, 3, 515, 613};
     int32_t *ids = mnrl_malloc((size_t)(T ? T : 1) * sizeof(int32_t));
     for (int s = 0; s < S; s++)
         for (int t = cu[s]; t < cu[s + 1]; t++) {
             if (t == cu[s]) ids[t] = CLS;
             else if (t == cu[s + 1] - 1) ids[t] = SEP;
-            else if (mnrl_rand_below(rng, 2)) ids[t] = frequent[mnrl_rand_below(rng, 8)] % VOCAB;
+            else if (mnrl_rand_below(rng, 2)) ids[t] = frequent[mnrl_rand_below(rng, 9)] % VOCAB;
             else ids[t] = (int32_t)mnrl_rand_below(rng, VOCAB);
         }
     return ids;
