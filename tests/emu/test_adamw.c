@@ -4,12 +4,13 @@
 // ops_cpu()->adamw on the same values.
 //
 // AdamW: three consecutive steps, as a training run calls them, over
-//  - one run of n = 1, 3, 33, 4097, 100,003 and 8,388,613 parameters (more than one
-//    grid-stride of AdamW's capped grid, 2^21 threads of 4 elements, plus a tail), decay
-//    on and off, clipped (norm above max_norm), not clipped (norm below it) and max_norm 0;
+//  - one run of n = 1, 3, 33, 4097, 100,003 and 8,388,613 parameters (4,096 of AdamW's
+//    2,048-element blocks plus a partial one that goes element by element), decay on and
+//    off, clipped (norm above max_norm), not clipped (norm below it) and max_norm 0;
 //  - awkward tables: runs of 1, 3, 5, ... elements, decay alternating and repeated, from a
 //    misaligned base pointer (the one-element path) and from an aligned one (vectors of 4
-//    that straddle run ends); and 300 runs (three launches of at most 128 runs).
+//    that straddle run ends); run ends one element before, at and after a block's end;
+//    and 300 runs (three launches of at most 128 runs).
 // The CPU's norm is copied into the kernel's norm buffer, so both sides clip by the same
 // coefficient (the norm kernels are compared on their own below).
 //
@@ -183,6 +184,16 @@ static void check_awkward_runs(uint64_t *rng) {
     check_adamw("10 awkward runs, aligned", runs, n_runs, 0, 1, 20.0f, 1.0, rng);
     check_adamw("10 awkward runs, misaligned", runs, n_runs, 1, 0, 20.0f, 1.0, rng);
     check_adamw("10 awkward runs, not clipped", runs, n_runs, 0, 0, 1e-3f, 1.0, rng);
+    // Run ends one element before a block's end, at it and one after it (adamw.cu's blocks
+    // own 2,048 elements, 512 when misaligned: 2,047 is one short of both): a block whose
+    // span lies in one run takes that run's decay for all its elements, the others look up
+    // each element's run.
+    static const size_t edge_sizes[] = {2047, 1, 2048, 2049, 4095, 3};
+    static const int edge_decays[] = {1, 0, 1, 0, 1, 0};
+    MnrlParamRun edge[6];
+    check_adamw("runs at block ends, aligned", edge, make_runs(edge, edge_sizes, edge_decays, 6), 0, 1, 20.0f, 1.0,
+                rng);
+    check_adamw("runs at block ends, misaligned", edge, 6, 1, 0, 20.0f, 1.0, rng);
     // 300 runs of 1 to 64 elements: three launches (128 + 128 + 44 runs).
     enum { MANY = 300 };
     size_t many_sizes[MANY];
