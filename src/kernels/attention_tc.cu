@@ -95,18 +95,31 @@ struct Carve {
     }
 };
 
+const int kLoadBatch = 4;  // 16-byte loads a lane has in flight in load_rows
+
 // Copies rows [r0, r0 + n) of one head's column block (offset col) of a [*, ld] bf16
-// tensor into a tile [pad][ldt], rows n .. pad-1 zero; 16 bytes per access.
+// tensor into a tile [pad][ldt], rows n .. pad-1 zero; 16 bytes per access. Each lane
+// issues kLoadBatch loads before it stores the first: a chunk of 32 keys of head size 64
+// is 256 loads, 8 per lane, so two round trips to memory instead of eight (the first
+// version stored each load before issuing the next: one load per lane in flight, with a
+// warp per block and 8 blocks per SM). A batch of 8 made ptxas spill in the dQ kernel.
 template <int HS>
 __device__ void load_rows(bf16 *dst, int ldt, const bf16 *src, int ld, int col, int r0, int n, int pad) {
-    const int chunks = HS / 8;
-    for (int idx = threadIdx.x; idx < pad * chunks; idx += kLanes) {
-        const int r = idx / chunks, c = idx % chunks * 8;
-        Pack<bf16, 8> v;
-        if (r < n) v = load_pack<bf16, 8>(src + (size_t)(r0 + r) * ld + col + c);
-        else
-            for (int e = 0; e < 8; e++) v.v[e] = __float2bfloat16_rn(0.0f);
-        store_pack(dst + r * ldt + c, v);
+    const int chunks = HS / 8, total = pad * chunks;
+    for (int base = 0; base < total; base += kLoadBatch * kLanes) {
+        Pack<bf16, 8> v[kLoadBatch];
+        MNRL_UNROLL
+        for (int b = 0; b < kLoadBatch; b++) {
+            const int idx = base + b * kLanes + (int)threadIdx.x, r = idx / chunks, c = idx % chunks * 8;
+            if (idx < total && r < n) v[b] = load_pack<bf16, 8>(src + (size_t)(r0 + r) * ld + col + c);
+            else
+                for (int e = 0; e < 8; e++) v[b].v[e] = __float2bfloat16_rn(0.0f);
+        }
+        MNRL_UNROLL
+        for (int b = 0; b < kLoadBatch; b++) {
+            const int idx = base + b * kLanes + (int)threadIdx.x;
+            if (idx < total) store_pack(dst + idx / chunks * ldt + idx % chunks * 8, v[b]);
+        }
     }
 }
 
