@@ -5,15 +5,20 @@
 // the same dropout element indexing and saved state (the fp32 row log-sum-exp [T, NH])
 // as attention.cu, whose header comment states both.
 //
-// Work split: one warp per block and per work item (sentence s, head h, tile of 16 rows),
-// grid (S · tiles_per_seq, NH) with tiles_per_seq = ceil(max_seqlen / 16); a tile past
-// its sentence's end exits at once (NLI: most sentences are one tile, a 12-token sentence
-// costs one warp). Everything the warp needs lives in its block's shared memory, rows
-// padded to 16 with zeros (a padded key gets probability 0, a padded query row is never
-// written): its own 16 rows, the other side's rows in chunks of KC (64 for head sizes up
-// to 64, 32 for 128, so that the chunks of K and V, or Q and dO, take at most 16 KiB),
-// and fp32 tiles of 16 x KC scores: 13-37 KiB per block by head size and kernel
-// (forward_smem, dq_smem, dkdv_smem; 27, 33 and 36 KiB at head size 64).
+// Work split: one warp per block; block (g, h) of grid (S · groups_per_seq, NH) takes
+// head h of sentence g / groups_per_seq and, of its tiles of 16 rows, the kGroupTiles
+// tiles of group g % groups_per_seq, one after another (groups_per_seq =
+// ceil(ceil(max_seqlen / 16) / kGroupTiles); a group past its sentence's end exits at
+// once). A sentence of up to KC tokens (NLI: nearly all) is one chunk of the other side,
+// loaded once for all the block's tiles; a longer one is reloaded chunk by chunk for each
+// tile. (The first version ran one tile per block, grid (S · ceil(max_seqlen / 16), NH):
+// at max_seqlen 75 three of five blocks of a 20-token sentence exited at once, and each
+// tile loaded the whole K and V.) Everything the warp needs lives in its block's shared
+// memory, rows padded to 16 with zeros (a padded key gets probability 0, a padded query
+// row is never written): its own 16 rows, the other side's rows in chunks of KC (64 for
+// head sizes up to 64, 32 for 128, so that the chunks of K and V, or Q and dO, take at
+// most 16 KiB), and fp32 tiles of 16 x KC scores: 13-37 KiB per block by head size and
+// kernel (forward_smem, dq_smem, dkdv_smem; 27, 33 and 36 KiB at head size 64).
 //  - forward (query tile): S = Q·K^T per chunk (mma) -> shared memory; one pair of lanes
 //    per row takes the row's max and sum (online over the chunks), so lse = m + log(l);
 //    then P = exp(S·scale - lse)·M (M the dropout multipliers), rounded to bf16 (as
@@ -53,12 +58,13 @@ typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> FragB;
 typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragBt;  // X^T of rows [n][k]
 typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
 
-const int kLanes = 32;  // one warp per block
-const int kTile = 16;   // rows of a work item, and the wmma tile
+const int kLanes = 32;      // one warp per block
+const int kTile = 16;       // rows of a work item, and the wmma tile
+const int kGroupTiles = 4;  // tiles a block takes in turn
 
 struct TcLayout {
     const int32_t *cu_seqlens;
-    int C, NH, max_seqlen, tiles_per_seq;
+    int C, NH, max_seqlen, groups_per_seq;
     float scale;
 };
 
@@ -205,17 +211,20 @@ struct RowLane {
     }
 };
 
-// The sentence and tile of this block's work item; false when the tile is past the end.
+// The sentence of this block's work and its current tile, of the tiles [tile, end) of
+// the block's group; find is false when the group is past the sentence's end.
 struct Item {
-    int start, len, row0, rows;
+    int start, len, tile, end;
     __device__ bool find(const TcLayout &L) {
-        const int s = blockIdx.x / L.tiles_per_seq;
+        const int s = blockIdx.x / L.groups_per_seq;
         start = L.cu_seqlens[s];
         len = L.cu_seqlens[s + 1] - start;
-        row0 = blockIdx.x % L.tiles_per_seq * kTile;
-        rows = min(kTile, len - row0);
-        return row0 < len;
+        tile = blockIdx.x % L.groups_per_seq * kGroupTiles;
+        end = min(tile + kGroupTiles, (len + kTile - 1) / kTile);
+        return tile < end;
     }
+    __device__ int row0() const { return tile * kTile; }
+    __device__ int rows() const { return min(kTile, len - tile * kTile); }
 };
 
 // Online row statistics over one chunk of scores (n keys): running max m and sum l of
@@ -234,6 +243,14 @@ __device__ __forceinline__ void row_stats(const float *scores, const RowLane &la
     m = m_new;
 }
 
+// Rows [r0, r0 + n) of K and V of head h into k and v, padded to nsub·16 rows.
+template <int HS>
+__device__ void load_kv(bf16 *k, bf16 *v, const bf16 *qkv, const TcLayout &L, int h, int r0, int n, int nsub) {
+    const int ldh = Shape<HS>::ldh;
+    load_rows<HS>(k, ldh, qkv, 3 * L.C, L.C + h * HS, r0, n, nsub * 16);
+    load_rows<HS>(v, ldh, qkv, 3 * L.C, 2 * L.C + h * HS, r0, n, nsub * 16);
+}
+
 template <int HS>
 __global__ void __launch_bounds__(kLanes)
     tc_forward_kernel(TcLayout L, DropoutArgs drop, bf16 *out, float *lse, const bf16 *qkv) {
@@ -246,47 +263,49 @@ __global__ void __launch_bounds__(kLanes)
     bf16 *q = carve.take<bf16>(Sh::rows(kTile)), *k = carve.take<bf16>(Sh::rows(KC));
     bf16 *v = carve.take<bf16>(Sh::rows(KC)), *p = carve.take<bf16>(Sh::weights());
     float *scores = carve.take<float>(Sh::scores(1));
-    load_rows<HS>(q, ldh, qkv, C3, h * HS, it.start + it.row0, it.rows, kTile);
     const RowLane lane;
-    const bool row_valid = lane.r < it.rows;
     const float *row_scores = scores + lane.r * Sh::lds;
     const int chunks = (it.len + KC - 1) / KC;
-    float m = -INFINITY, l = 0.0f;
-    for (int k0 = 0; chunks > 1 && k0 < it.len; k0 += KC) {  // pass 1: the row statistics
-        const int n = min(KC, it.len - k0), nsub = (n + 15) / 16;
-        load_rows<HS>(k, ldh, qkv, C3, L.C + h * HS, it.start + k0, n, nsub * 16);
-        __syncwarp();
-        product_t<HS, KC>(scores, Sh::lds, q, ldh, k, ldh, nsub);
-        __syncwarp();
-        row_stats(row_scores, lane, KC, n, L.scale, m, l);
-        __syncwarp();
-    }
-    FragC o[HS / 16];
-    for (int d = 0; d < HS / 16; d++) wmma::fill_fragment(o[d], 0.0f);
-    const uint64_t e_row = dropout_element(drop, L.NH, L.max_seqlen, it.start + it.row0 + lane.r, h, 0);
-    MaskRun mask;
-    for (int k0 = 0; k0 < it.len; k0 += KC) {  // pass 2 (the only one for a short sentence)
-        const int n = min(KC, it.len - k0), nsub = (n + 15) / 16;
-        load_rows<HS>(k, ldh, qkv, C3, L.C + h * HS, it.start + k0, n, nsub * 16);
-        load_rows<HS>(v, ldh, qkv, C3, 2 * L.C + h * HS, it.start + k0, n, nsub * 16);
-        __syncwarp();
-        product_t<HS, KC>(scores, Sh::lds, q, ldh, k, ldh, nsub);
-        __syncwarp();
-        if (chunks == 1) row_stats(row_scores, lane, KC, n, L.scale, m, l);
-        const float row_lse = m + logf(l);
-        int lo, hi;
-        lane.keys(KC, nsub * 16, &lo, &hi);
-        for (int j = lo; j < hi; j++) {
-            const bool valid = row_valid && j < n;
-            const float pm = valid ? expf(row_scores[j] * L.scale - row_lse) * mask.at(drop, e_row + k0 + j) : 0.0f;
-            p[lane.r * Sh::ldk + j] = __float2bfloat16_rn(pm);
+    if (chunks == 1) load_kv<HS>(k, v, qkv, L, h, it.start, it.len, (it.len + 15) / 16);  // for every tile
+    for (; it.tile < it.end; it.tile++) {
+        load_rows<HS>(q, ldh, qkv, C3, h * HS, it.start + it.row0(), it.rows(), kTile);
+        const bool row_valid = lane.r < it.rows();
+        float m = -INFINITY, l = 0.0f;
+        for (int k0 = 0; chunks > 1 && k0 < it.len; k0 += KC) {  // pass 1: the row statistics
+            const int n = min(KC, it.len - k0), nsub = (n + 15) / 16;
+            load_rows<HS>(k, ldh, qkv, C3, L.C + h * HS, it.start + k0, n, nsub * 16);
+            __syncwarp();
+            product_t<HS, KC>(scores, Sh::lds, q, ldh, k, ldh, nsub);
+            __syncwarp();
+            row_stats(row_scores, lane, KC, n, L.scale, m, l);
+            __syncwarp();
         }
-        __syncwarp();
-        accumulate<HS>(o, p, Sh::ldk, v, ldh, nsub);
-        __syncwarp();
+        FragC o[HS / 16];
+        for (int d = 0; d < HS / 16; d++) wmma::fill_fragment(o[d], 0.0f);
+        const uint64_t e_row = dropout_element(drop, L.NH, L.max_seqlen, it.start + it.row0() + lane.r, h, 0);
+        MaskRun mask;
+        for (int k0 = 0; k0 < it.len; k0 += KC) {  // pass 2 (the only one for a short sentence)
+            const int n = min(KC, it.len - k0), nsub = (n + 15) / 16;
+            if (chunks > 1) load_kv<HS>(k, v, qkv, L, h, it.start + k0, n, nsub);
+            __syncwarp();
+            product_t<HS, KC>(scores, Sh::lds, q, ldh, k, ldh, nsub);
+            __syncwarp();
+            if (chunks == 1) row_stats(row_scores, lane, KC, n, L.scale, m, l);
+            const float row_lse = m + logf(l);
+            int lo, hi;
+            lane.keys(KC, nsub * 16, &lo, &hi);
+            for (int j = lo; j < hi; j++) {
+                const bool valid = row_valid && j < n;
+                const float pm = valid ? expf(row_scores[j] * L.scale - row_lse) * mask.at(drop, e_row + k0 + j) : 0.0f;
+                p[lane.r * Sh::ldk + j] = __float2bfloat16_rn(pm);
+            }
+            __syncwarp();
+            accumulate<HS>(o, p, Sh::ldk, v, ldh, nsub);
+            __syncwarp();
+        }
+        store_rows<HS>(out, L.C, h * HS, it.start + it.row0(), it.rows(), scores, o);
+        if (row_valid && lane.half == 0) lse[(size_t)(it.start + it.row0() + lane.r) * L.NH + h] = m + logf(l);
     }
-    store_rows<HS>(out, L.C, h * HS, it.start + it.row0, it.rows, scores, o);
-    if (row_valid && lane.half == 0) lse[(size_t)(it.start + it.row0 + lane.r) * L.NH + h] = m + logf(l);
 }
 
 template <int HS>
@@ -303,53 +322,70 @@ __global__ void __launch_bounds__(kLanes)
     bf16 *k = carve.take<bf16>(Sh::rows(KC)), *v = carve.take<bf16>(Sh::rows(KC));
     bf16 *ds = carve.take<bf16>(Sh::weights());
     float *scores = carve.take<float>(Sh::scores(2)), *dp = scores + kTile * Sh::lds;
-    load_rows<HS>(q, ldh, qkv, C3, h * HS, it.start + it.row0, it.rows, kTile);
-    load_rows<HS>(d_o, ldh, dout, L.C, h * HS, it.start + it.row0, it.rows, kTile);
-    __syncwarp();
-    // D_i = dO_i·O_i: each lane of the row's pair half of the columns.
     const RowLane lane;
-    const bool row_valid = lane.r < it.rows;
-    const int t = it.start + it.row0 + lane.r;
-    float D = 0.0f, row_lse = 0.0f;
-    if (row_valid) {
-        for (int c = lane.half * (HS / 2); c < (lane.half + 1) * (HS / 2); c += 8) {
-            float o8[8], g8[8];
-            load_f32<bf16, 8>(o8, out + (size_t)t * L.C + h * HS + c);
-            load_f32<bf16, 8>(g8, d_o + lane.r * ldh + c);
-            for (int e = 0; e < 8; e++) D += g8[e] * o8[e];
-        }
-        row_lse = lse[(size_t)t * L.NH + h];
-    }
-    D += __shfl_xor_sync(0xffffffffu, D, kTile);
-    if (row_valid && lane.half == 0) dsum[(size_t)t * L.NH + h] = D;
-    FragC dq[HS / 16];
-    for (int d = 0; d < HS / 16; d++) wmma::fill_fragment(dq[d], 0.0f);
-    const uint64_t e_row = dropout_element(drop, L.NH, L.max_seqlen, t, h, 0);
     const float *row_scores = scores + lane.r * Sh::lds, *row_dp = dp + lane.r * Sh::lds;
-    MaskRun mask;
-    for (int k0 = 0; k0 < it.len; k0 += KC) {
-        const int n = min(KC, it.len - k0), nsub = (n + 15) / 16;
-        load_rows<HS>(k, ldh, qkv, C3, L.C + h * HS, it.start + k0, n, nsub * 16);
-        load_rows<HS>(v, ldh, qkv, C3, 2 * L.C + h * HS, it.start + k0, n, nsub * 16);
+    const int chunks = (it.len + KC - 1) / KC;
+    if (chunks == 1) load_kv<HS>(k, v, qkv, L, h, it.start, it.len, (it.len + 15) / 16);  // for every tile
+    for (; it.tile < it.end; it.tile++) {
+        load_rows<HS>(q, ldh, qkv, C3, h * HS, it.start + it.row0(), it.rows(), kTile);
+        load_rows<HS>(d_o, ldh, dout, L.C, h * HS, it.start + it.row0(), it.rows(), kTile);
         __syncwarp();
-        product_t<HS, KC>(scores, Sh::lds, q, ldh, k, ldh, nsub);
-        product_t<HS, KC>(dp, Sh::lds, d_o, ldh, v, ldh, nsub);
-        __syncwarp();
-        int lo, hi;
-        lane.keys(KC, nsub * 16, &lo, &hi);
-        for (int j = lo; j < hi; j++) {
-            float g = 0.0f;
-            if (row_valid && j < n) {
-                const float p = expf(row_scores[j] * L.scale - row_lse), keep = mask.at(drop, e_row + k0 + j);
-                g = p * ((keep != 0.0f ? row_dp[j] * keep : 0.0f) - D) * L.scale;
+        // D_i = dO_i·O_i: each lane of the row's pair half of the columns.
+        const bool row_valid = lane.r < it.rows();
+        const int t = it.start + it.row0() + lane.r;
+        float D = 0.0f, row_lse = 0.0f;
+        if (row_valid) {
+            for (int c = lane.half * (HS / 2); c < (lane.half + 1) * (HS / 2); c += 8) {
+                float o8[8], g8[8];
+                load_f32<bf16, 8>(o8, out + (size_t)t * L.C + h * HS + c);
+                load_f32<bf16, 8>(g8, d_o + lane.r * ldh + c);
+                for (int e = 0; e < 8; e++) D += g8[e] * o8[e];
             }
-            ds[lane.r * Sh::ldk + j] = __float2bfloat16_rn(g);
+            row_lse = lse[(size_t)t * L.NH + h];
         }
-        __syncwarp();
-        accumulate<HS>(dq, ds, Sh::ldk, k, ldh, nsub);
-        __syncwarp();
+        D += __shfl_xor_sync(0xffffffffu, D, kTile);
+        if (row_valid && lane.half == 0) dsum[(size_t)t * L.NH + h] = D;
+        FragC dq[HS / 16];
+        for (int d = 0; d < HS / 16; d++) wmma::fill_fragment(dq[d], 0.0f);
+        const uint64_t e_row = dropout_element(drop, L.NH, L.max_seqlen, t, h, 0);
+        MaskRun mask;
+        for (int k0 = 0; k0 < it.len; k0 += KC) {
+            const int n = min(KC, it.len - k0), nsub = (n + 15) / 16;
+            if (chunks > 1) load_kv<HS>(k, v, qkv, L, h, it.start + k0, n, nsub);
+            __syncwarp();
+            product_t<HS, KC>(scores, Sh::lds, q, ldh, k, ldh, nsub);
+            product_t<HS, KC>(dp, Sh::lds, d_o, ldh, v, ldh, nsub);
+            __syncwarp();
+            int lo, hi;
+            lane.keys(KC, nsub * 16, &lo, &hi);
+            for (int j = lo; j < hi; j++) {
+                float g = 0.0f;
+                if (row_valid && j < n) {
+                    const float p = expf(row_scores[j] * L.scale - row_lse), keep = mask.at(drop, e_row + k0 + j);
+                    g = p * ((keep != 0.0f ? row_dp[j] * keep : 0.0f) - D) * L.scale;
+                }
+                ds[lane.r * Sh::ldk + j] = __float2bfloat16_rn(g);
+            }
+            __syncwarp();
+            accumulate<HS>(dq, ds, Sh::ldk, k, ldh, nsub);
+            __syncwarp();
+        }
+        store_rows<HS>(dqkv, C3, h * HS, it.start + it.row0(), it.rows(), scores, dq);
     }
-    store_rows<HS>(dqkv, C3, h * HS, it.start + it.row0, it.rows, scores, dq);
+}
+
+// Query rows [r0, r0 + n) of Q and dO of head h into q and d_o (padded to nsub·16 rows),
+// and their log-sum-exp and D into col_lse and col_d.
+template <int HS>
+__device__ void load_queries(bf16 *q, bf16 *d_o, float *col_lse, float *col_d, const bf16 *qkv, const bf16 *dout,
+                             const float *lse, const float *dsum, const TcLayout &L, int h, int r0, int n, int nsub) {
+    const int ldh = Shape<HS>::ldh;
+    load_rows<HS>(q, ldh, qkv, 3 * L.C, h * HS, r0, n, nsub * 16);
+    load_rows<HS>(d_o, ldh, dout, L.C, h * HS, r0, n, nsub * 16);
+    for (int c = threadIdx.x; c < n; c += kLanes) {
+        col_lse[c] = lse[(size_t)(r0 + c) * L.NH + h];
+        col_d[c] = dsum[(size_t)(r0 + c) * L.NH + h];
+    }
 }
 
 template <int HS>
@@ -358,7 +394,7 @@ __global__ void __launch_bounds__(kLanes)
                    const float *lse) {
     typedef Shape<HS> Sh;
     const int QC = Sh::KC, ldh = Sh::ldh;
-    Item it;  // a tile of keys
+    Item it;  // tiles of keys
     if (!it.find(L)) return;
     const int h = blockIdx.y, C3 = 3 * L.C;
     Carve carve;
@@ -367,47 +403,48 @@ __global__ void __launch_bounds__(kLanes)
     bf16 *ds = carve.take<bf16>(Sh::weights()), *pm = carve.take<bf16>(Sh::weights());
     float *col_lse = carve.take<float>(Sh::round(2 * QC * sizeof(float))), *col_d = col_lse + QC;
     float *scores = carve.take<float>(Sh::scores(2)), *dp = scores + kTile * Sh::lds;
-    load_rows<HS>(k, ldh, qkv, C3, L.C + h * HS, it.start + it.row0, it.rows, kTile);
-    load_rows<HS>(v, ldh, qkv, C3, 2 * L.C + h * HS, it.start + it.row0, it.rows, kTile);
-    FragC dk[HS / 16], dv[HS / 16];
-    for (int d = 0; d < HS / 16; d++) {
-        wmma::fill_fragment(dk[d], 0.0f);
-        wmma::fill_fragment(dv[d], 0.0f);
-    }
-    for (int i0 = 0; i0 < it.len; i0 += QC) {
-        const int n = min(QC, it.len - i0), nsub = (n + 15) / 16;
-        load_rows<HS>(q, ldh, qkv, C3, h * HS, it.start + i0, n, nsub * 16);
-        load_rows<HS>(d_o, ldh, dout, L.C, h * HS, it.start + i0, n, nsub * 16);
-        for (int c = threadIdx.x; c < n; c += kLanes) {
-            col_lse[c] = lse[(size_t)(it.start + i0 + c) * L.NH + h];
-            col_d[c] = dsum[(size_t)(it.start + i0 + c) * L.NH + h];
+    const int chunks = (it.len + QC - 1) / QC;
+    if (chunks == 1)  // for every tile
+        load_queries<HS>(q, d_o, col_lse, col_d, qkv, dout, lse, dsum, L, h, it.start, it.len, (it.len + 15) / 16);
+    for (; it.tile < it.end; it.tile++) {
+        load_rows<HS>(k, ldh, qkv, C3, L.C + h * HS, it.start + it.row0(), it.rows(), kTile);
+        load_rows<HS>(v, ldh, qkv, C3, 2 * L.C + h * HS, it.start + it.row0(), it.rows(), kTile);
+        FragC dk[HS / 16], dv[HS / 16];
+        for (int d = 0; d < HS / 16; d++) {
+            wmma::fill_fragment(dk[d], 0.0f);
+            wmma::fill_fragment(dv[d], 0.0f);
         }
-        __syncwarp();
-        product_t<HS, QC>(scores, Sh::lds, k, ldh, q, ldh, nsub);  // S^T: key rows, query columns
-        product_t<HS, QC>(dp, Sh::lds, v, ldh, d_o, ldh, nsub);
-        __syncwarp();
-        // One lane per query column c, the tile's 16 keys in order: consecutive dropout elements.
-        for (int c = threadIdx.x; c < nsub * 16; c += kLanes) {
-            const uint64_t e0 = dropout_element(drop, L.NH, L.max_seqlen, it.start + i0 + c, h, it.row0);
-            MaskRun mask;
-            for (int r = 0; r < kTile; r++) {
-                float g = 0.0f, w = 0.0f;
-                if (c < n && r < it.rows) {
-                    const float p = expf(scores[r * Sh::lds + c] * L.scale - col_lse[c]), keep = mask.at(drop, e0 + r);
-                    g = p * ((keep != 0.0f ? dp[r * Sh::lds + c] * keep : 0.0f) - col_d[c]) * L.scale;
-                    w = p * keep;
+        for (int i0 = 0; i0 < it.len; i0 += QC) {
+            const int n = min(QC, it.len - i0), nsub = (n + 15) / 16;
+            if (chunks > 1)
+                load_queries<HS>(q, d_o, col_lse, col_d, qkv, dout, lse, dsum, L, h, it.start + i0, n, nsub);
+            __syncwarp();
+            product_t<HS, QC>(scores, Sh::lds, k, ldh, q, ldh, nsub);  // S^T: key rows, query columns
+            product_t<HS, QC>(dp, Sh::lds, v, ldh, d_o, ldh, nsub);
+            __syncwarp();
+            // One lane per query column c, the tile's 16 keys in order: consecutive dropout elements.
+            for (int c = threadIdx.x; c < nsub * 16; c += kLanes) {
+                const uint64_t e0 = dropout_element(drop, L.NH, L.max_seqlen, it.start + i0 + c, h, it.row0());
+                MaskRun mask;
+                for (int r = 0; r < kTile; r++) {
+                    float g = 0.0f, w = 0.0f;
+                    if (c < n && r < it.rows()) {
+                        const float p = expf(scores[r * Sh::lds + c] * L.scale - col_lse[c]), keep = mask.at(drop, e0 + r);
+                        g = p * ((keep != 0.0f ? dp[r * Sh::lds + c] * keep : 0.0f) - col_d[c]) * L.scale;
+                        w = p * keep;
+                    }
+                    ds[r * Sh::ldk + c] = __float2bfloat16_rn(g);
+                    pm[r * Sh::ldk + c] = __float2bfloat16_rn(w);
                 }
-                ds[r * Sh::ldk + c] = __float2bfloat16_rn(g);
-                pm[r * Sh::ldk + c] = __float2bfloat16_rn(w);
             }
+            __syncwarp();
+            accumulate<HS>(dk, ds, Sh::ldk, q, ldh, nsub);
+            accumulate<HS>(dv, pm, Sh::ldk, d_o, ldh, nsub);
+            __syncwarp();
         }
-        __syncwarp();
-        accumulate<HS>(dk, ds, Sh::ldk, q, ldh, nsub);
-        accumulate<HS>(dv, pm, Sh::ldk, d_o, ldh, nsub);
-        __syncwarp();
+        store_rows<HS>(dqkv, C3, L.C + h * HS, it.start + it.row0(), it.rows(), scores, dk);
+        store_rows<HS>(dqkv, C3, 2 * L.C + h * HS, it.start + it.row0(), it.rows(), scores, dv);
     }
-    store_rows<HS>(dqkv, C3, L.C + h * HS, it.start + it.row0, it.rows, scores, dk);
-    store_rows<HS>(dqkv, C3, 2 * L.C + h * HS, it.start + it.row0, it.rows, scores, dv);
 }
 
 // Bytes of dynamic shared memory of each kernel (the 128 for rounding the base up).
@@ -436,7 +473,7 @@ TcLayout make_layout(const int32_t *cu_seqlens, int C, int NH, int max_seqlen) {
     L.C = C;
     L.NH = NH;
     L.max_seqlen = max_seqlen;
-    L.tiles_per_seq = (max_seqlen + kTile - 1) / kTile;
+    L.groups_per_seq = ((max_seqlen + kTile - 1) / kTile + kGroupTiles - 1) / kGroupTiles;
     L.scale = 1.0f / sqrtf((float)(C / NH));
     return L;
 }
@@ -446,7 +483,7 @@ int launch(void (*kernel)(TcLayout, DropoutArgs, Params...), size_t smem, const 
            int NH, int max_seqlen, DropoutArgs drop, cudaStream_t stream, MnrlError *err, Args... args) {
     if (S == 0) return 0;
     const TcLayout L = make_layout(cu_seqlens, C, NH, max_seqlen);
-    const long long blocks = (long long)S * L.tiles_per_seq;
+    const long long blocks = (long long)S * L.groups_per_seq;
     if (blocks > 0x7fffffffLL)
         return mnrl_fail(err, "%s:%d: attention: %d sentences of up to %d tokens need %lld blocks, more than a grid "
                          "holds", __FILE__, __LINE__, S, max_seqlen, blocks);
