@@ -9,7 +9,7 @@
 #   2. BENCH_TIMEOUT (180): ours vs sentence-transformers, bench/gpu.sh at batch 32, 128
 #      and 512;                                                -> bench.txt, bench_gpu.json
 #   3. PROFILE_TIMEOUT (80): per-kernel GPU time of one bert-base training step at batch
-#      128 (ncu, clocks left alone; bench/kernel_table.py keeps the launches of exactly one
+#      PROFILE_BATCH (128; 32 and 512 are the others part 2 prepares) (ncu, clocks left alone; bench/kernel_table.py keeps the launches of exactly one
 #      step, between two optimizer launches); needs part 2's inputs      -> kernels.txt
 #   4. GRADCACHE_TIMEOUT (100): cached MNRL, batch 65,536 in chunks of 512 against batch
 #      512, 3 timed steps after 1 (issue 7 item 3);                    -> bench_cached.txt
@@ -47,11 +47,12 @@ GPU_SANITIZE=0 part "${SUITE_TIMEOUT:-90}" suite.txt bash tests/gpu/run.sh --pre
 BENCH_WORK=/tmp/mnrl-bench part "${BENCH_TIMEOUT:-180}" bench.txt bash bench/gpu.sh "$bin" "32 128 512" 10 3
 cp /tmp/mnrl-bench/bench_gpu.json "$out/" 2>/dev/null
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
-if [ "${PROFILE_TIMEOUT:-80}" -gt 0 ] && [ -f /tmp/mnrl-bench/b128.json ] && [ -n "$ncu" ]; then
+profile_config=/tmp/mnrl-bench/b${PROFILE_BATCH:-128}.json
+if [ "${PROFILE_TIMEOUT:-80}" -gt 0 ] && [ -f "$profile_config" ] && [ -n "$ncu" ]; then
     # Three steps; the capture starts after most of the start-up and spans step 2.
     start=$SECONDS
     sed 's/"max_steps": [0-9]*/"max_steps": 3/; s#"dir": "[^"]*"#"dir": "/tmp/mnrl-bench/profile"#' \
-        /tmp/mnrl-bench/b128.json >/tmp/mnrl-bench/profile.json
+        "$profile_config" >/tmp/mnrl-bench/profile.json
     timeout "${PROFILE_TIMEOUT:-80}" "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv \
         --launch-skip "${PROFILE_SKIP:-200}" --launch-count "${PROFILE_COUNT:-900}" \
         "$bin" train /tmp/mnrl-bench/profile.json >/tmp/mnrl-bench/ncu.csv 2>/tmp/mnrl-bench/ncu.log
