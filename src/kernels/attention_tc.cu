@@ -15,10 +15,14 @@
 // at max_seqlen 75 three of five blocks of a 20-token sentence exited at once, and each
 // tile loaded the whole K and V.) Everything the warp needs lives in its block's shared
 // memory, rows padded to 16 with zeros (a padded key gets probability 0, a padded query
-// row is never written): its own 16 rows, the other side's rows in chunks of KC (64 for
-// head sizes up to 64, 32 for 128, so that the chunks of K and V, or Q and dO, take at
-// most 16 KiB), and fp32 tiles of 16 x KC scores: 13-37 KiB per block by head size and
-// kernel (forward_smem, dq_smem, dkdv_smem; 27, 33 and 36 KiB at head size 64).
+// row is never written): its own 16 rows, the other side's rows in chunks of KC = 32,
+// and fp32 tiles of 16 x KC scores: 7-37 KiB per block by head size and kernel
+// (forward_smem, dq_smem, dkdv_smem; 17, 19 and 21 KiB at head size 64, so 12, 11 and
+// 10 blocks, each one warp, fit an H100/H200 SM). A lane pair shares a query row (or, in
+// dK/dV, a lane a query column): each lane of the pair takes half of the chunk's keys,
+// 16, in its scalar work (exp, dropout, dS). The first version used KC = 64 up to head
+// size 64: 27, 33 and 36 KiB (8, 6 and 6 blocks per SM), and for a sentence of up to 32
+// tokens one lane of each pair did all 32 keys while the other had none.
 //  - forward (query tile): S = Q·K^T per chunk (mma) -> shared memory; one pair of lanes
 //    per row takes the row's max and sum (online over the chunks), so lse = m + log(l);
 //    then P = exp(S·scale - lse)·M (M the dropout multipliers), rounded to bf16 (as
@@ -73,7 +77,7 @@ struct TcLayout {
 // (wmma's ldm); every region starts 128-byte aligned (wmma pointers need 32 bytes).
 template <int HS>
 struct Shape {
-    static const int KC = HS <= 64 ? 64 : 32;  // other-side rows per chunk
+    static const int KC = 32;                  // other-side rows per chunk
     static const int ldh = HS + 8;             // bf16 rows of HS
     static const int ldk = KC + 8;             // bf16 [16][KC]: P, dS
     static const int lds = KC + 4;             // fp32 [16][KC]: scores

@@ -8,10 +8,11 @@
 // Which kernels run (each line prints it): bf16 runs the tensor-core kernels of
 // attention_tc.cu, except one bf16 variant (hidden 64, dropout) whose qkv starts one
 // element past a 16-byte boundary, which runs the portable kernels, as fp32 does. The
-// tensor-core kernels see sentences of one key chunk (up to 64 keys at head sizes up to
-// 64, 32 at 128: NLI-like, the short ones) and of several chunks, which take two passes
-// over the keys (75, 128, 129, 512 tokens; at head size 128 also 33 and the NLI-like
-// ones above 32). Both work splits of the
+// tensor-core kernels see sentences of one key chunk (up to 32 keys: NLI-like, the
+// short ones; their blocks load K and V once for up to 4 query tiles) and of several
+// chunks, which take two passes over the keys (33, 75, 128, 129, 512 tokens and the
+// NLI-like ones above 32; blocks of 4 tiles, and up to 8 per sentence of 512). Both work
+// splits of the
 // portable kernels run: a batch whose longest sentence fits one shared-memory tile (up to
 // 128, 64 or 32 rows by head size and dtype) gives each block whole sentences in several
 // row passes (NLI-like, odd batch 3 at the smaller head sizes), the others one pass of
