@@ -155,11 +155,13 @@ int mnrl_cuda_adamw(float *params, mnrl_bf16 *params_act, float *grads, float *m
 // h·HS .. of each block, HS = C/NH in {16, 32, 64, 128}; dropout element
 // e = ((token_offset + t)·NH + h)·max_seqlen + j of (seed, rng_stream); keep_prob in (0, 1]), fp32 or bf16
 // activations, fp32 softmax. The saved state differs from the CPU's: `saved` is the row
-// log-sum-exp, fp32 [T, NH] (mnrl_cuda_attention_saved_bytes), and backward recomputes
-// the probabilities. Every sentence must be at most max_seqlen tokens long. bf16 with
-// 16-byte aligned pointers runs on tensor cores (attention_tc.cu): the probabilities and
-// dS enter their products rounded to bf16.
-size_t mnrl_cuda_attention_saved_bytes(int T, int NH);
+// log-sum-exp, fp32 [T, NH], then the tensor-core forward's dropout decisions, one bit per
+// (token, head, key) in ceil(max_seqlen / 32) words per (token, head)
+// (mnrl_cuda_attention_saved_bytes), and backward recomputes the probabilities. Every
+// sentence must be at most max_seqlen tokens long. bf16 with 16-byte aligned pointers
+// runs on tensor cores (attention_tc.cu): the probabilities and dS enter their products
+// rounded to bf16.
+size_t mnrl_cuda_attention_saved_bytes(int T, int NH, int max_seqlen);
 int mnrl_cuda_attention_forward_f32(float *out, float *saved, const float *qkv, const int32_t *cu_seqlens,
                                     int S, int T, int max_seqlen, int C, int NH, float keep_prob,
                                     uint64_t seed, uint64_t rng_stream, int token_offset, cudaStream_t stream,

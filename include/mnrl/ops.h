@@ -102,7 +102,8 @@ typedef struct MnrlOps {
     // H = 384). A CUDA backend tiles the scores instead (DESIGN §1).
     size_t (*workspace_bytes)(const MnrlOpsLimits *limits);
     // Bytes of the per-layer state attention_forward saves for attention_backward.
-    // CPU: the softmax probabilities, fp32 [T, NH, max_seqlen] (row t, head h, key j < the
+    // CUDA: the row log-sum-exps and the dropout decisions (kernels.h). CPU: the softmax
+    // probabilities, fp32 [T, NH, max_seqlen] (row t, head h, key j < the
     // length of t's sentence; other entries unused) = 4·T·NH·max_seqlen bytes, e.g. 2.8 MB
     // per layer for T = 1,000 tokens, 12 heads, max_seqlen 75.
     size_t (*attention_saved_bytes)(int T, int NH, int max_seqlen);
@@ -193,7 +194,8 @@ typedef struct MnrlOps {
     // (query token t, head h, key j of t's sentence) is
     // e = ((token_offset + t)·NH + h)·max_seqlen + j: token_offset >= 0 is the row of this
     // call's token 0 in the tensor whose mask it draws (0: the call is the whole tensor).
-    // saved: attention_saved_bytes(T, NH, max_seqlen) bytes, fp32, read by backward.
+    // saved: attention_saved_bytes(T, NH, max_seqlen) bytes, read by backward (what they
+    // hold is the backend's: see attention_saved_bytes).
     void (*attention_forward)(void *out, float *saved, const void *qkv,
                               const int32_t *cu_seqlens, int S, int T, int max_seqlen, int C,
                               int NH, float keep_prob, uint64_t seed, uint64_t stream,

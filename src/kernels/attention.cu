@@ -13,10 +13,13 @@
 // indexing and saved-state contract.
 //
 // Saved state (flash-attention style, what ops.h's attention_saved_bytes lets a backend
-// choose): forward saves only the log-sum-exp of every softmax row, fp32 [T, NH] at
-// t·NH + h (mnrl_cuda_attention_saved_bytes), and backward recomputes the probabilities
-// P_ij = exp(q_i·k_j·scale - lse_i) tile by tile. Memory per layer is T·NH floats instead
-// of the CPU's T·NH·max_seqlen.
+// choose): forward saves the log-sum-exp of every softmax row, fp32 [T, NH] at t·NH + h,
+// and backward recomputes the probabilities P_ij = exp(q_i·k_j·scale - lse_i) tile by
+// tile. After the log-sum-exp come the dropout decisions of the tensor-core forward (its
+// header comment), which its backward reads instead of drawing the mask again; the
+// portable kernels draw it in all three passes and leave those words alone. Memory per
+// layer: T·NH·(1 + ceil(max_seqlen / 32)) words (mnrl_cuda_attention_saved_bytes) instead
+// of the CPU's T·NH·max_seqlen floats.
 //
 // Work split of the portable kernels. A row (query row in forward and dQ, key row in
 // dK/dV) is owned by a group of G = HS/8 lanes of a warp (HS 16, 32, 64, 128 -> 2, 4, 8,
@@ -708,6 +711,11 @@ int backward_hs(T *dqkv, const T *dout, const T *qkv, const T *out, const float 
                   cu_seqlens, S, C, NH, max_seqlen, drop, stream, err, dqkv, (const float *)dsum, dout, qkv, lse);
 }
 
+// The saved state's dropout words, after the T·NH log-sum-exps.
+uint32_t *keep_bits(const float *lse, int tokens, int NH) {
+    return reinterpret_cast<uint32_t *>(const_cast<float *>(lse + (size_t)tokens * (size_t)NH));
+}
+
 template <class T>
 int forward(const char *what, T *out, float *lse, const T *qkv, const int32_t *cu_seqlens, int S, int tokens, int max_seqlen,
             int C, int NH, float keep_prob, uint64_t seed, uint64_t rng_stream, int token_offset, cudaStream_t stream,
@@ -716,7 +724,8 @@ int forward(const char *what, T *out, float *lse, const T *qkv, const int32_t *c
     const DropoutArgs drop{keep_prob, 1.0f / keep_prob, seed, rng_stream, token_offset};
     if constexpr (std::is_same<T, __nv_bfloat16>::value)
         if (aligned16(out, qkv))
-            return mnrl_attention::tc_forward(out, lse, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
+            return mnrl_attention::tc_forward(out, lse, keep_bits(lse, tokens, NH), qkv, cu_seqlens, S, max_seqlen, C,
+                                              NH, drop, stream, err);
     switch (C / NH) {
         case 16: return forward_hs<T, 16>(out, lse, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
         case 32: return forward_hs<T, 32>(out, lse, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
@@ -734,8 +743,8 @@ int backward(const char *what, T *dqkv, const T *dout, const T *qkv, const T *ou
     float *dsum = static_cast<float *>(workspace);
     if constexpr (std::is_same<T, __nv_bfloat16>::value)
         if (aligned16(dqkv, dout, qkv, out))
-            return mnrl_attention::tc_backward(dqkv, dout, qkv, out, lse, cu_seqlens, S, max_seqlen, C, NH, drop, dsum,
-                                               stream, err);
+            return mnrl_attention::tc_backward(dqkv, dout, qkv, out, lse, keep_bits(lse, tokens, NH), cu_seqlens, S,
+                                               max_seqlen, C, NH, drop, dsum, stream, err);
     switch (C / NH) {
         case 16: return backward_hs<T, 16>(dqkv, dout, qkv, out, lse, cu_seqlens, S, max_seqlen, C, NH, drop, dsum, stream, err);
         case 32: return backward_hs<T, 32>(dqkv, dout, qkv, out, lse, cu_seqlens, S, max_seqlen, C, NH, drop, dsum, stream, err);
@@ -746,7 +755,9 @@ int backward(const char *what, T *dqkv, const T *dout, const T *qkv, const T *ou
 
 }  // namespace
 
-extern "C" size_t mnrl_cuda_attention_saved_bytes(int T, int NH) { return sizeof(float) * (size_t)T * (size_t)NH; }
+extern "C" size_t mnrl_cuda_attention_saved_bytes(int T, int NH, int max_seqlen) {
+    return sizeof(float) * (size_t)T * (size_t)NH * (size_t)(1 + mnrl_attention::keep_words(max_seqlen));
+}
 
 extern "C" size_t mnrl_cuda_attention_backward_workspace_bytes(int T, int NH) {
     return sizeof(float) * (size_t)T * (size_t)NH;

@@ -5,7 +5,8 @@
 // (nvcuda::wmma) that the bf16 entry points call.
 //  - DropoutArgs and the dropout element of (query token t, head h, key j) of ops.h;
 //  - tc_forward / tc_backward: the tensor-core launchers, with the entry points'
-//    arguments (checked there) and their contract (attention.cu's header comment).
+//    arguments (checked there) and their contract (attention.cu's header comment), and
+//    keep_words, the size of the dropout bits the tensor-core forward saves.
 #ifndef MNRL_ATTENTION_CUH
 #define MNRL_ATTENTION_CUH
 
@@ -41,12 +42,19 @@ __device__ __forceinline__ uint32_t keep_bit(const DropoutArgs &d, uint32_t word
 // The tensor-core kernels copy rows with 16-byte accesses: every act pointer must be
 // 16-byte aligned (kernel_util.cuh's aligned16; C is a multiple of 16 for every supported
 // head size, so the rows then are too).
-int tc_forward(__nv_bfloat16 *out, float *lse, const __nv_bfloat16 *qkv, const int32_t *cu_seqlens, int S,
-               int max_seqlen, int C, int NH, DropoutArgs drop, cudaStream_t stream, MnrlError *err);
+// Words of dropout bits the tensor-core forward saves per (token, head): one per 32 keys.
+inline int keep_words(int max_seqlen) { return (max_seqlen + 31) / 32; }
+
+// keep_bits: keep_words(max_seqlen) words per (token, head) of the call (the saved state
+// after the log-sum-exp): tc_forward writes them when keep_prob < 1, and tc_backward, which
+// the entry points call only where the forward ran on tensor cores too, reads them.
+int tc_forward(__nv_bfloat16 *out, float *lse, uint32_t *keep_bits, const __nv_bfloat16 *qkv,
+               const int32_t *cu_seqlens, int S, int max_seqlen, int C, int NH, DropoutArgs drop, cudaStream_t stream,
+               MnrlError *err);
 
 int tc_backward(__nv_bfloat16 *dqkv, const __nv_bfloat16 *dout, const __nv_bfloat16 *qkv, const __nv_bfloat16 *out,
-                const float *lse, const int32_t *cu_seqlens, int S, int max_seqlen, int C, int NH, DropoutArgs drop,
-                float *dsum, cudaStream_t stream, MnrlError *err);
+                const float *lse, const uint32_t *keep_bits, const int32_t *cu_seqlens, int S, int max_seqlen, int C,
+                int NH, DropoutArgs drop, float *dsum, cudaStream_t stream, MnrlError *err);
 
 }  // namespace mnrl_attention
 

@@ -30,7 +30,13 @@
 //    registers). A sentence longer than one chunk makes two passes over its keys (the
 //    first only for the row statistics), because accumulator fragments cannot be
 //    rescaled row by row when the max grows: which lane holds which element is
-//    unspecified. P is normalised when it is formed, so O needs no final division.
+//    unspecified. P is normalised when it is formed, so O needs no final division. With
+//    dropout, the mask's decisions are saved for the backward: word (t·NH + h)·words + w
+//    of keep_bits (attention.cuh) holds keys [32·w, 32·w + 32) of row (t, h), bit j for
+//    key 32·w + j, one word per chunk (the pair of lanes ors its halves). The backward
+//    reads a word per chunk and row (or column) instead of drawing the mask again: the
+//    mask's Philox blocks cost about as much as the exps, and were drawn in all three
+//    kernels (first version).
 //  - dQ (query tile): D_i = dO_i·O_i (fp32, to the workspace), then per key chunk
 //    S = Q·K^T and dP' = dO·V^T (mma), dS = P∘(dP'∘M - D)·scale in fp32 with
 //    P = exp(S·scale - lse), rounded to bf16, dQ += dS·K (mma);
@@ -70,6 +76,12 @@ struct TcLayout {
     const int32_t *cu_seqlens;
     int C, NH, max_seqlen, groups_per_seq;
     float scale;
+    uint32_t *keep_bits;  // the forward's dropout decisions (attention.cuh), words per row:
+    int keep_words;       // keep_words(max_seqlen)
+    // The word of (token t, head h) that holds keys [32·w, 32·w + 32).
+    __device__ uint32_t *keep_word(int t, int h, int w) const {
+        return keep_bits + ((size_t)t * NH + h) * keep_words + w;
+    }
 };
 
 // Shared-memory shapes for head size HS. Rows are padded (bf16 by 8, fp32 by 4) so that
@@ -77,7 +89,7 @@ struct TcLayout {
 // (wmma's ldm); every region starts 128-byte aligned (wmma pointers need 32 bytes).
 template <int HS>
 struct Shape {
-    static const int KC = 32;                  // other-side rows per chunk
+    static const int KC = 32;                  // other-side rows per chunk: one word of saved dropout bits
     static const int ldh = HS + 8;             // bf16 rows of HS
     static const int ldk = KC + 8;             // bf16 [16][KC]: P, dS
     static const int lds = KC + 4;             // fp32 [16][KC]: scores
@@ -203,6 +215,12 @@ struct MaskRun {
     }
 };
 
+// The dropout multiplier of the key at bit `bit` of a saved word (see tc_forward_kernel).
+__device__ __forceinline__ float saved_keep(const DropoutArgs &d, uint32_t word, int bit) {
+    if (d.keep_prob >= 1.0f) return 1.0f;
+    return word >> bit & 1u ? d.keep_scale : 0.0f;
+}
+
 // The row work of forward and dQ: lane l takes row l % 16 of the tile and half l / 16 of
 // each chunk's keys (consecutive keys: consecutive dropout elements).
 struct RowLane {
@@ -298,11 +316,17 @@ __global__ void __launch_bounds__(kLanes)
             const float row_lse = m + logf(l);
             int lo, hi;
             lane.keys(KC, nsub * 16, &lo, &hi);
+            uint32_t kept = 0;  // bit j: key k0 + j kept
             for (int j = lo; j < hi; j++) {
                 const bool valid = row_valid && j < n;
-                const float pm = valid ? expf(row_scores[j] * L.scale - row_lse) * mask.at(drop, e_row + k0 + j) : 0.0f;
+                const float keep = valid ? mask.at(drop, e_row + k0 + j) : 0.0f;
+                const float pm = valid ? expf(row_scores[j] * L.scale - row_lse) * keep : 0.0f;
+                kept |= (uint32_t)(keep != 0.0f) << j;
                 p[lane.r * Sh::ldk + j] = __float2bfloat16_rn(pm);
             }
+            kept |= __shfl_xor_sync(0xffffffffu, kept, kTile);  // the pair's halves of the chunk
+            if (drop.keep_prob < 1.0f && row_valid && lane.half == 0)
+                *L.keep_word(it.start + it.row0() + lane.r, h, k0 / KC) = kept;
             __syncwarp();
             accumulate<HS>(o, p, Sh::ldk, v, ldh, nsub);
             __syncwarp();
@@ -351,10 +375,9 @@ __global__ void __launch_bounds__(kLanes)
         if (row_valid && lane.half == 0) dsum[(size_t)t * L.NH + h] = D;
         FragC dq[HS / 16];
         for (int d = 0; d < HS / 16; d++) wmma::fill_fragment(dq[d], 0.0f);
-        const uint64_t e_row = dropout_element(drop, L.NH, L.max_seqlen, t, h, 0);
-        MaskRun mask;
         for (int k0 = 0; k0 < it.len; k0 += KC) {
             const int n = min(KC, it.len - k0), nsub = (n + 15) / 16;
+            const uint32_t kept = drop.keep_prob < 1.0f && row_valid ? *L.keep_word(t, h, k0 / KC) : 0u;
             if (chunks > 1) load_kv<HS>(k, v, qkv, L, h, it.start + k0, n, nsub);
             __syncwarp();
             product_t<HS, KC>(scores, Sh::lds, q, ldh, k, ldh, nsub);
@@ -365,7 +388,7 @@ __global__ void __launch_bounds__(kLanes)
             for (int j = lo; j < hi; j++) {
                 float g = 0.0f;
                 if (row_valid && j < n) {
-                    const float p = expf(row_scores[j] * L.scale - row_lse), keep = mask.at(drop, e_row + k0 + j);
+                    const float p = expf(row_scores[j] * L.scale - row_lse), keep = saved_keep(drop, kept, j);
                     g = p * ((keep != 0.0f ? row_dp[j] * keep : 0.0f) - D) * L.scale;
                 }
                 ds[lane.r * Sh::ldk + j] = __float2bfloat16_rn(g);
@@ -426,14 +449,16 @@ __global__ void __launch_bounds__(kLanes)
             product_t<HS, QC>(scores, Sh::lds, k, ldh, q, ldh, nsub);  // S^T: key rows, query columns
             product_t<HS, QC>(dp, Sh::lds, v, ldh, d_o, ldh, nsub);
             __syncwarp();
-            // One lane per query column c, the tile's 16 keys in order: consecutive dropout elements.
+            // One lane per query column c, the tile's 16 keys: bits row0 % 32 .. of the
+            // query's saved word for keys row0 / 32 · 32 ...
             for (int c = threadIdx.x; c < nsub * 16; c += kLanes) {
-                const uint64_t e0 = dropout_element(drop, L.NH, L.max_seqlen, it.start + i0 + c, h, it.row0());
-                MaskRun mask;
+                const uint32_t kept =
+                    drop.keep_prob < 1.0f && c < n ? *L.keep_word(it.start + i0 + c, h, it.row0() / QC) : 0u;
                 for (int r = 0; r < kTile; r++) {
                     float g = 0.0f, w = 0.0f;
                     if (c < n && r < it.rows()) {
-                        const float p = expf(scores[r * Sh::lds + c] * L.scale - col_lse[c]), keep = mask.at(drop, e0 + r);
+                        const float p = expf(scores[r * Sh::lds + c] * L.scale - col_lse[c]);
+                        const float keep = saved_keep(drop, kept, it.row0() % QC + r);
                         g = p * ((keep != 0.0f ? dp[r * Sh::lds + c] * keep : 0.0f) - col_d[c]) * L.scale;
                         w = p * keep;
                     }
@@ -471,9 +496,11 @@ constexpr size_t dkdv_smem() {
 static_assert(dkdv_smem<128>() <= 48 * 1024 && dkdv_smem<64>() <= 48 * 1024 && dq_smem<128>() <= 48 * 1024,
               "the tensor-core attention kernels stay under the default 48 KiB of dynamic shared memory");
 
-TcLayout make_layout(const int32_t *cu_seqlens, int C, int NH, int max_seqlen) {
+TcLayout make_layout(const int32_t *cu_seqlens, uint32_t *keep_bits, int C, int NH, int max_seqlen) {
     TcLayout L;
     L.cu_seqlens = cu_seqlens;
+    L.keep_bits = keep_bits;
+    L.keep_words = keep_words(max_seqlen);
     L.C = C;
     L.NH = NH;
     L.max_seqlen = max_seqlen;
@@ -483,10 +510,11 @@ TcLayout make_layout(const int32_t *cu_seqlens, int C, int NH, int max_seqlen) {
 }
 
 template <class... Params, class... Args>
-int launch(void (*kernel)(TcLayout, DropoutArgs, Params...), size_t smem, const int32_t *cu_seqlens, int S, int C,
-           int NH, int max_seqlen, DropoutArgs drop, cudaStream_t stream, MnrlError *err, Args... args) {
+int launch(void (*kernel)(TcLayout, DropoutArgs, Params...), size_t smem, const int32_t *cu_seqlens,
+           uint32_t *keep_bits, int S, int C, int NH, int max_seqlen, DropoutArgs drop, cudaStream_t stream,
+           MnrlError *err, Args... args) {
     if (S == 0) return 0;
-    const TcLayout L = make_layout(cu_seqlens, C, NH, max_seqlen);
+    const TcLayout L = make_layout(cu_seqlens, keep_bits, C, NH, max_seqlen);
     const long long blocks = (long long)S * L.groups_per_seq;
     if (blocks > 0x7fffffffLL)
         return mnrl_fail(err, "%s:%d: attention: %d sentences of up to %d tokens need %lld blocks, more than a grid "
@@ -497,45 +525,47 @@ int launch(void (*kernel)(TcLayout, DropoutArgs, Params...), size_t smem, const 
 }
 
 template <int HS>
-int forward_hs(bf16 *out, float *lse, const bf16 *qkv, const int32_t *cu_seqlens, int S, int max_seqlen, int C,
-               int NH, DropoutArgs drop, cudaStream_t stream, MnrlError *err) {
-    return launch(tc_forward_kernel<HS>, forward_smem<HS>(), cu_seqlens, S, C, NH, max_seqlen, drop, stream, err, out,
-                  lse, qkv);
+int forward_hs(bf16 *out, float *lse, uint32_t *keep_bits, const bf16 *qkv, const int32_t *cu_seqlens, int S,
+               int max_seqlen, int C, int NH, DropoutArgs drop, cudaStream_t stream, MnrlError *err) {
+    return launch(tc_forward_kernel<HS>, forward_smem<HS>(), cu_seqlens, keep_bits, S, C, NH, max_seqlen, drop, stream,
+                  err, out, lse, qkv);
 }
 
+// The backward kernels only read the bits; TcLayout holds one non-const pointer for both.
 template <int HS>
 int backward_hs(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const bf16 *out, const float *lse,
-                const int32_t *cu_seqlens, int S, int max_seqlen, int C, int NH, DropoutArgs drop, float *dsum,
-                cudaStream_t stream, MnrlError *err) {
-    if (launch(tc_dq_kernel<HS>, dq_smem<HS>(), cu_seqlens, S, C, NH, max_seqlen, drop, stream, err, dqkv, dsum, dout,
-               qkv, out, lse) != 0)
+                const uint32_t *keep_bits, const int32_t *cu_seqlens, int S, int max_seqlen, int C, int NH,
+                DropoutArgs drop, float *dsum, cudaStream_t stream, MnrlError *err) {
+    uint32_t *bits = const_cast<uint32_t *>(keep_bits);
+    if (launch(tc_dq_kernel<HS>, dq_smem<HS>(), cu_seqlens, bits, S, C, NH, max_seqlen, drop, stream, err, dqkv, dsum,
+               dout, qkv, out, lse) != 0)
         return -1;
-    return launch(tc_dkdv_kernel<HS>, dkdv_smem<HS>(), cu_seqlens, S, C, NH, max_seqlen, drop, stream, err, dqkv,
-                  (const float *)dsum, dout, qkv, lse);
+    return launch(tc_dkdv_kernel<HS>, dkdv_smem<HS>(), cu_seqlens, bits, S, C, NH, max_seqlen, drop, stream, err,
+                  dqkv, (const float *)dsum, dout, qkv, lse);
 }
 
 }  // namespace
 
 namespace mnrl_attention {
 
-int tc_forward(bf16 *out, float *lse, const bf16 *qkv, const int32_t *cu_seqlens, int S, int max_seqlen, int C,
-               int NH, DropoutArgs drop, cudaStream_t stream, MnrlError *err) {
+int tc_forward(bf16 *out, float *lse, uint32_t *keep_bits, const bf16 *qkv, const int32_t *cu_seqlens, int S,
+               int max_seqlen, int C, int NH, DropoutArgs drop, cudaStream_t stream, MnrlError *err) {
     switch (C / NH) {
-        case 16: return forward_hs<16>(out, lse, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
-        case 32: return forward_hs<32>(out, lse, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
-        case 64: return forward_hs<64>(out, lse, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
-        default: return forward_hs<128>(out, lse, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
+        case 16: return forward_hs<16>(out, lse, keep_bits, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
+        case 32: return forward_hs<32>(out, lse, keep_bits, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
+        case 64: return forward_hs<64>(out, lse, keep_bits, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
+        default: return forward_hs<128>(out, lse, keep_bits, qkv, cu_seqlens, S, max_seqlen, C, NH, drop, stream, err);
     }
 }
 
 int tc_backward(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const bf16 *out, const float *lse,
-                const int32_t *cu_seqlens, int S, int max_seqlen, int C, int NH, DropoutArgs drop, float *dsum,
-                cudaStream_t stream, MnrlError *err) {
+                const uint32_t *keep_bits, const int32_t *cu_seqlens, int S, int max_seqlen, int C, int NH,
+                DropoutArgs drop, float *dsum, cudaStream_t stream, MnrlError *err) {
     switch (C / NH) {
-        case 16: return backward_hs<16>(dqkv, dout, qkv, out, lse, cu_seqlens, S, max_seqlen, C, NH, drop, dsum, stream, err);
-        case 32: return backward_hs<32>(dqkv, dout, qkv, out, lse, cu_seqlens, S, max_seqlen, C, NH, drop, dsum, stream, err);
-        case 64: return backward_hs<64>(dqkv, dout, qkv, out, lse, cu_seqlens, S, max_seqlen, C, NH, drop, dsum, stream, err);
-        default: return backward_hs<128>(dqkv, dout, qkv, out, lse, cu_seqlens, S, max_seqlen, C, NH, drop, dsum, stream, err);
+        case 16: return backward_hs<16>(dqkv, dout, qkv, out, lse, keep_bits, cu_seqlens, S, max_seqlen, C, NH, drop, dsum, stream, err);
+        case 32: return backward_hs<32>(dqkv, dout, qkv, out, lse, keep_bits, cu_seqlens, S, max_seqlen, C, NH, drop, dsum, stream, err);
+        case 64: return backward_hs<64>(dqkv, dout, qkv, out, lse, keep_bits, cu_seqlens, S, max_seqlen, C, NH, drop, dsum, stream, err);
+        default: return backward_hs<128>(dqkv, dout, qkv, out, lse, keep_bits, cu_seqlens, S, max_seqlen, C, NH, drop, dsum, stream, err);
     }
 }
 

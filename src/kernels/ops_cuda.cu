@@ -260,10 +260,9 @@ static size_t workspace_bytes(const MnrlOpsLimits *l) {
     return bytes;
 }
 
-// The CUDA attention keeps only each row's log-sum-exp, fp32 [T, NH].
+// The CUDA attention keeps each row's log-sum-exp, fp32 [T, NH], and its dropout bits.
 static size_t attention_saved_bytes(int T, int NH, int max_seqlen) {
-    (void)max_seqlen;
-    return mnrl_cuda_attention_saved_bytes(T, NH);
+    return mnrl_cuda_attention_saved_bytes(T, NH, max_seqlen);
 }
 
 template <class A> static MnrlOps make_table(const char *name) {

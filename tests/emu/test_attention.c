@@ -257,7 +257,8 @@ static void run_variant(const Case *c, Variant v, uint64_t *rng) {
 
     // Forward: the kernel against the CPU on the same (decoded) qkv.
     void *dev_out = device_copy(NULL, n_out * elem + C * elem);  // one extra row: untouched
-    float *dev_lse = device_copy(NULL, mnrl_cuda_attention_saved_bytes(T + 1, NH));
+    const size_t saved_bytes = mnrl_cuda_attention_saved_bytes(T, NH, r.max_seqlen);
+    float *dev_lse = device_copy(NULL, saved_bytes + NH * 4);   // NH floats past the end: untouched
     MnrlError err = {{0}};
     double start = mnrl_now();
     int rc = bf16 ? mnrl_cuda_attention_forward_bf16(dev_out, dev_lse, dev_qkv, dev_cu, c->S, T, r.max_seqlen, C, NH,
@@ -266,11 +267,13 @@ static void run_variant(const Case *c, Variant v, uint64_t *rng) {
                                                     v.keep_prob, kSeed, kStream, 0, NULL, &err);
     kernel_seconds += mnrl_now() - start;
     CHECK_MSG(rc == 0, "%s", err.msg);
-    float *out = download_act(dev_out, n_out, bf16), *lse = host_copy(dev_lse, (size_t)(T + 1) * NH * 4);
+    float *out = download_act(dev_out, n_out, bf16), *lse = host_copy(dev_lse, (size_t)T * NH * 4);
     unsigned char *tail = host_copy((char *)dev_out + n_out * elem, C * elem);
-    CHECK_MSG(all_bytes_ff(tail, C * elem) && all_bytes_ff(lse + (size_t)T * NH, NH * 4),
-              "%s: forward wrote past row T", c->name);
+    unsigned char *saved_tail = host_copy((char *)dev_lse + saved_bytes, NH * 4);
+    CHECK_MSG(all_bytes_ff(tail, C * elem) && all_bytes_ff(saved_tail, NH * 4),
+              "%s: forward wrote past row T or past its saved state", c->name);
     free(tail);
+    free(saved_tail);
     r.out = mnrl_malloc(n_out * sizeof(float));
     r.P = mnrl_malloc(ops_cpu()->attention_saved_bytes(T, NH, r.max_seqlen));
     ops_cpu()->attention_forward(r.out, r.P, r.qkv, r.cu, c->S, T, r.max_seqlen, C, NH, v.keep_prob, kSeed, kStream,
@@ -351,7 +354,7 @@ static OffsetRun run_chunk(const int32_t *cu, int S, int s0, int max_seqlen, con
     void *dev_qkv = device_act(q, (size_t)n * 3 * C, bf16), *dev_dout = device_act(d, (size_t)n * C, bf16);
     int32_t *dev_cu = device_copy(chunk_cu, (size_t)(n_seqs + 1) * sizeof(int32_t));
     void *dev_out = device_copy(NULL, (size_t)n * C * elem), *dev_dqkv = device_copy(NULL, (size_t)n * 3 * C * elem);
-    float *dev_lse = device_copy(NULL, mnrl_cuda_attention_saved_bytes(n, NH));
+    float *dev_lse = device_copy(NULL, mnrl_cuda_attention_saved_bytes(n, NH, max_seqlen));
     void *workspace = device_copy(NULL, mnrl_cuda_attention_backward_workspace_bytes(n, NH));
     const int token_offset = offset ? t0 : 0;
     MnrlError err = {{0}};
