@@ -2,8 +2,9 @@
 // every matrix product on nvcuda::wmma bf16 16x16x16 tiles with fp32 accumulation;
 // softmax, log-sum-exp, dropout and dS in fp32 as in the portable kernels.
 // CPU ops it must match: ops_cpu()->attention_forward / attention_backward (ops.h), with
-// the same dropout element indexing and saved state (the fp32 row log-sum-exp [T, NH])
-// as attention.cu, whose header comment states both.
+// the same dropout element indexing and saved state (the fp32 row log-sum-exp [T, NH],
+// then the dropout bits that only this file's kernels write and read) as attention.cu,
+// whose header comment states both.
 //
 // Work split: one warp per block; block (g, h) of grid (S · groups_per_seq, NH) takes
 // head h of sentence g / groups_per_seq and, of its tiles of 16 rows, the kGroupTiles
@@ -18,11 +19,12 @@
 // row is never written): its own 16 rows, the other side's rows in chunks of KC = 32,
 // and fp32 tiles of 16 x KC scores: 7-37 KiB per block by head size and kernel
 // (forward_smem, dq_smem, dkdv_smem; 17, 19 and 21 KiB at head size 64, so 12, 11 and
-// 10 blocks, each one warp, fit an H100/H200 SM). A lane pair shares a query row (or, in
-// dK/dV, a lane a query column): each lane of the pair takes half of the chunk's keys,
-// 16, in its scalar work (exp, dropout, dS). The first version used KC = 64 up to head
-// size 64: 27, 33 and 36 KiB (8, 6 and 6 blocks per SM), and for a sentence of up to 32
-// tokens one lane of each pair did all 32 keys while the other had none.
+// 10 blocks, each one warp, fit an H100/H200 SM). In forward and dQ a pair of lanes
+// shares a query row, each lane taking half of the chunk's valid keys in the scalar work
+// (exp, dropout, dS); in dK/dV a lane takes a query column. The first version used KC = 64
+// up to head size 64 (27, 33 and 36 KiB: 8, 6 and 6 blocks per SM) and split a chunk's
+// keys at KC / 2, so for a sentence of up to 32 tokens (SNLI: 99%, 83% up to 16) one lane
+// of each pair did all the keys and the other none.
 //  - forward (query tile): S = Q·K^T per chunk (mma) -> shared memory; one pair of lanes
 //    per row takes the row's max and sum (online over the chunks), so lse = m + log(l);
 //    then P = exp(S·scale - lse)·M (M the dropout multipliers), rounded to bf16 (as
@@ -215,21 +217,25 @@ struct MaskRun {
     }
 };
 
-// The dropout multiplier of the key at bit `bit` of a saved word (see tc_forward_kernel).
+// The dropout multiplier of the key at bit `bit` of a saved word (the header comment).
 __device__ __forceinline__ float saved_keep(const DropoutArgs &d, uint32_t word, int bit) {
     if (d.keep_prob >= 1.0f) return 1.0f;
     return word >> bit & 1u ? d.keep_scale : 0.0f;
 }
 
 // The row work of forward and dQ: lane l takes row l % 16 of the tile and half l / 16 of
-// each chunk's keys (consecutive keys: consecutive dropout elements).
+// each chunk's keys (consecutive keys: consecutive dropout elements), the halves split at
+// the middle of the chunk's valid keys, so both lanes of a pair do the same exp work
+// whatever the sentence's length.
 struct RowLane {
     int r, half;
     __device__ RowLane() : r((int)threadIdx.x % kTile), half((int)threadIdx.x / kTile) {}
-    // This lane's keys [*lo, *hi) of a chunk of KC keys, within the first `end`.
-    __device__ void keys(int KC, int end, int *lo, int *hi) const {
-        *lo = half * (KC / 2);
-        *hi = min(end, *lo + KC / 2);
+    // This lane's keys [*lo, *hi) of [0, width), a chunk whose first n keys are valid (the
+    // others padding, width >= n).
+    __device__ void keys(int n, int width, int *lo, int *hi) const {
+        const int mid = (n + 1) / 2;
+        *lo = half ? mid : 0;
+        *hi = half ? width : mid;
     }
 };
 
@@ -251,10 +257,10 @@ struct Item {
 
 // Online row statistics over one chunk of scores (n keys): running max m and sum l of
 // exp(s·scale - m). Both lanes of a row end with the same bits.
-__device__ __forceinline__ void row_stats(const float *scores, const RowLane &lane, int KC, int n, float scale,
+__device__ __forceinline__ void row_stats(const float *scores, const RowLane &lane, int n, float scale,
                                           float &m, float &l) {
     int lo, hi;
-    lane.keys(KC, n, &lo, &hi);
+    lane.keys(n, n, &lo, &hi);
     float chunk_max = -INFINITY;
     for (int k = lo; k < hi; k++) chunk_max = fmaxf(chunk_max, scores[k] * scale);
     const float m_new = fmaxf(m, fmaxf(chunk_max, __shfl_xor_sync(0xffffffffu, chunk_max, kTile)));
@@ -299,7 +305,7 @@ __global__ void __launch_bounds__(kLanes)
             __syncwarp();
             product_t<HS, KC>(scores, Sh::lds, q, ldh, k, ldh, nsub);
             __syncwarp();
-            row_stats(row_scores, lane, KC, n, L.scale, m, l);
+            row_stats(row_scores, lane, n, L.scale, m, l);
             __syncwarp();
         }
         FragC o[HS / 16];
@@ -312,10 +318,10 @@ __global__ void __launch_bounds__(kLanes)
             __syncwarp();
             product_t<HS, KC>(scores, Sh::lds, q, ldh, k, ldh, nsub);
             __syncwarp();
-            if (chunks == 1) row_stats(row_scores, lane, KC, n, L.scale, m, l);
+            if (chunks == 1) row_stats(row_scores, lane, n, L.scale, m, l);
             const float row_lse = m + logf(l);
             int lo, hi;
-            lane.keys(KC, nsub * 16, &lo, &hi);
+            lane.keys(n, nsub * 16, &lo, &hi);
             uint32_t kept = 0;  // bit j: key k0 + j kept
             for (int j = lo; j < hi; j++) {
                 const bool valid = row_valid && j < n;
@@ -384,7 +390,7 @@ __global__ void __launch_bounds__(kLanes)
             product_t<HS, KC>(dp, Sh::lds, d_o, ldh, v, ldh, nsub);
             __syncwarp();
             int lo, hi;
-            lane.keys(KC, nsub * 16, &lo, &hi);
+            lane.keys(n, nsub * 16, &lo, &hi);
             for (int j = lo; j < hi; j++) {
                 float g = 0.0f;
                 if (row_valid && j < n) {
