@@ -119,30 +119,45 @@ struct Carve {
     }
 };
 
-const int kLoadBatch = 4;  // 16-byte loads a lane has in flight in load_rows
+const int kLoadBatch = 4;  // 16-byte loads of each tensor a lane has in flight in load_rows
 
-// Copies rows [r0, r0 + n) of one head's column block (offset col) of a [*, ld] bf16
-// tensor into a tile [pad][ldt], rows n .. pad-1 zero; 16 bytes per access. Each lane
-// issues kLoadBatch loads before it stores the first: a chunk of 32 keys of head size 64
-// is 256 loads, 8 per lane, so two round trips to memory instead of eight (the first
-// version stored each load before issuing the next: one load per lane in flight, with a
-// warp per block and 8 blocks per SM). A batch of 8 made ptxas spill in the dQ kernel.
-template <int HS>
-__device__ void load_rows(bf16 *dst, int ldt, const bf16 *src, int ld, int col, int r0, int n, int pad) {
+// A tensor whose rows load_rows copies: the tile it fills and its column block (offset
+// col) of a [*, ld] bf16 tensor.
+struct RowSource {
+    bf16 *dst;
+    const bf16 *src;
+    int ld, col;
+};
+
+// Copies rows [r0, r0 + n) of each source into its tile [pad][ldt], rows n .. pad-1 zero;
+// 16 bytes per access. Each lane issues kLoadBatch loads of every source before it stores
+// the first: K and V (or Q and dO) of a 16-row tile at head size 64 are 4 loads per lane
+// each, one round trip to memory for both. (The first version stored each load before
+// issuing the next, one tensor at a time: one load per lane in flight, and a chunk of 64
+// keys took sixteen round trips per tensor, with a warp per block and 8 blocks per SM.)
+// A batch of 8 made ptxas spill in the dQ kernel.
+template <int HS, int N>
+__device__ void load_rows(const RowSource (&sources)[N], int ldt, int r0, int n, int pad) {
     const int chunks = HS / 8, total = pad * chunks;
     for (int base = 0; base < total; base += kLoadBatch * kLanes) {
-        Pack<bf16, 8> v[kLoadBatch];
+        Pack<bf16, 8> v[N][kLoadBatch];
         MNRL_UNROLL
         for (int b = 0; b < kLoadBatch; b++) {
             const int idx = base + b * kLanes + (int)threadIdx.x, r = idx / chunks, c = idx % chunks * 8;
-            if (idx < total && r < n) v[b] = load_pack<bf16, 8>(src + (size_t)(r0 + r) * ld + col + c);
-            else
-                for (int e = 0; e < 8; e++) v[b].v[e] = __float2bfloat16_rn(0.0f);
+            MNRL_UNROLL
+            for (int i = 0; i < N; i++) {
+                if (idx < total && r < n)
+                    v[i][b] = load_pack<bf16, 8>(sources[i].src + (size_t)(r0 + r) * sources[i].ld + sources[i].col + c);
+                else
+                    for (int e = 0; e < 8; e++) v[i][b].v[e] = __float2bfloat16_rn(0.0f);
+            }
         }
         MNRL_UNROLL
         for (int b = 0; b < kLoadBatch; b++) {
             const int idx = base + b * kLanes + (int)threadIdx.x;
-            if (idx < total) store_pack(dst + idx / chunks * ldt + idx % chunks * 8, v[b]);
+            if (idx >= total) continue;
+            MNRL_UNROLL
+            for (int i = 0; i < N; i++) store_pack(sources[i].dst + idx / chunks * ldt + idx % chunks * 8, v[i][b]);
         }
     }
 }
@@ -274,9 +289,8 @@ __device__ __forceinline__ void row_stats(const float *scores, const RowLane &la
 // Rows [r0, r0 + n) of K and V of head h into k and v, padded to nsub·16 rows.
 template <int HS>
 __device__ void load_kv(bf16 *k, bf16 *v, const bf16 *qkv, const TcLayout &L, int h, int r0, int n, int nsub) {
-    const int ldh = Shape<HS>::ldh;
-    load_rows<HS>(k, ldh, qkv, 3 * L.C, L.C + h * HS, r0, n, nsub * 16);
-    load_rows<HS>(v, ldh, qkv, 3 * L.C, 2 * L.C + h * HS, r0, n, nsub * 16);
+    const RowSource kv[2] = {{k, qkv, 3 * L.C, L.C + h * HS}, {v, qkv, 3 * L.C, 2 * L.C + h * HS}};
+    load_rows<HS>(kv, Shape<HS>::ldh, r0, n, nsub * 16);
 }
 
 template <int HS>
@@ -296,12 +310,14 @@ __global__ void __launch_bounds__(kLanes)
     const int chunks = (it.len + KC - 1) / KC;
     if (chunks == 1) load_kv<HS>(k, v, qkv, L, h, it.start, it.len, (it.len + 15) / 16);  // for every tile
     for (; it.tile < it.end; it.tile++) {
-        load_rows<HS>(q, ldh, qkv, C3, h * HS, it.start + it.row0(), it.rows(), kTile);
+        const RowSource queries[1] = {{q, qkv, C3, h * HS}};
+        load_rows<HS>(queries, ldh, it.start + it.row0(), it.rows(), kTile);
         const bool row_valid = lane.r < it.rows();
         float m = -INFINITY, l = 0.0f;
         for (int k0 = 0; chunks > 1 && k0 < it.len; k0 += KC) {  // pass 1: the row statistics
             const int n = min(KC, it.len - k0), nsub = (n + 15) / 16;
-            load_rows<HS>(k, ldh, qkv, C3, L.C + h * HS, it.start + k0, n, nsub * 16);
+            const RowSource keys[1] = {{k, qkv, C3, L.C + h * HS}};
+            load_rows<HS>(keys, ldh, it.start + k0, n, nsub * 16);
             __syncwarp();
             product_t<HS, KC>(scores, Sh::lds, q, ldh, k, ldh, nsub);
             __syncwarp();
@@ -361,8 +377,8 @@ __global__ void __launch_bounds__(kLanes)
     const int chunks = (it.len + KC - 1) / KC;
     if (chunks == 1) load_kv<HS>(k, v, qkv, L, h, it.start, it.len, (it.len + 15) / 16);  // for every tile
     for (; it.tile < it.end; it.tile++) {
-        load_rows<HS>(q, ldh, qkv, C3, h * HS, it.start + it.row0(), it.rows(), kTile);
-        load_rows<HS>(d_o, ldh, dout, L.C, h * HS, it.start + it.row0(), it.rows(), kTile);
+        const RowSource rows[2] = {{q, qkv, C3, h * HS}, {d_o, dout, L.C, h * HS}};
+        load_rows<HS>(rows, ldh, it.start + it.row0(), it.rows(), kTile);
         __syncwarp();
         // D_i = dO_i·O_i: each lane of the row's pair half of the columns.
         const bool row_valid = lane.r < it.rows();
@@ -412,9 +428,8 @@ __global__ void __launch_bounds__(kLanes)
 template <int HS>
 __device__ void load_queries(bf16 *q, bf16 *d_o, float *col_lse, float *col_d, const bf16 *qkv, const bf16 *dout,
                              const float *lse, const float *dsum, const TcLayout &L, int h, int r0, int n, int nsub) {
-    const int ldh = Shape<HS>::ldh;
-    load_rows<HS>(q, ldh, qkv, 3 * L.C, h * HS, r0, n, nsub * 16);
-    load_rows<HS>(d_o, ldh, dout, L.C, h * HS, r0, n, nsub * 16);
+    const RowSource rows[2] = {{q, qkv, 3 * L.C, h * HS}, {d_o, dout, L.C, h * HS}};
+    load_rows<HS>(rows, Shape<HS>::ldh, r0, n, nsub * 16);
     for (int c = threadIdx.x; c < n; c += kLanes) {
         col_lse[c] = lse[(size_t)(r0 + c) * L.NH + h];
         col_d[c] = dsum[(size_t)(r0 + c) * L.NH + h];
@@ -440,8 +455,8 @@ __global__ void __launch_bounds__(kLanes)
     if (chunks == 1)  // for every tile
         load_queries<HS>(q, d_o, col_lse, col_d, qkv, dout, lse, dsum, L, h, it.start, it.len, (it.len + 15) / 16);
     for (; it.tile < it.end; it.tile++) {
-        load_rows<HS>(k, ldh, qkv, C3, L.C + h * HS, it.start + it.row0(), it.rows(), kTile);
-        load_rows<HS>(v, ldh, qkv, C3, 2 * L.C + h * HS, it.start + it.row0(), it.rows(), kTile);
+        const RowSource kv[2] = {{k, qkv, C3, L.C + h * HS}, {v, qkv, C3, 2 * L.C + h * HS}};
+        load_rows<HS>(kv, ldh, it.start + it.row0(), it.rows(), kTile);
         FragC dk[HS / 16], dv[HS / 16];
         for (int d = 0; d < HS / 16; d++) {
             wmma::fill_fragment(dk[d], 0.0f);
