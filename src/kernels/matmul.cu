@@ -149,18 +149,10 @@ int bias_grad(float *dbias, T *dinp, const T *pre, const T *dout, int rows, int 
     const dim3 block(32, kBiasRows);
     const bool vec = OC % kVec<T> == 0 && aligned16(dinp, pre, dout);
     const unsigned col_blocks = (unsigned)(vec ? (OC + 32 * kVec<T> - 1) / (32 * kVec<T>) : (OC + 31) / 32);
-    const dim3 grid(col_blocks, (unsigned)parts);
-    if (vec && pre)
-        CUDA_LAUNCH(grid, block, 0, stream, bias_partial_kernel<T, kVec<T>, true>)(partials, dinp, pre, dout, rows,
-                                                                                OC, rows_per_part);
-    else if (vec)
-        CUDA_LAUNCH(grid, block, 0, stream, bias_partial_kernel<T, kVec<T>, false>)(partials, dinp, pre, dout, rows,
-                                                                                 OC, rows_per_part);
-    else if (pre)
-        CUDA_LAUNCH(grid, block, 0, stream, bias_partial_kernel<T, 1, true>)(partials, dinp, pre, dout, rows, OC,
-                                                                          rows_per_part);
-    else
-        CUDA_LAUNCH(grid, block, 0, stream, bias_partial_kernel<T, 1, false>)(partials, dinp, pre, dout, rows, OC,
+    void (*const kernel)(float *, T *, const T *, const T *, int, int, int) =
+        vec ? (pre ? bias_partial_kernel<T, kVec<T>, true> : bias_partial_kernel<T, kVec<T>, false>)
+            : (pre ? bias_partial_kernel<T, 1, true> : bias_partial_kernel<T, 1, false>);
+    CUDA_LAUNCH(dim3(col_blocks, (unsigned)parts), block, 0, stream, kernel)(partials, dinp, pre, dout, rows, OC,
                                                                            rows_per_part);
     CUDA_CHECK(cudaGetLastError(), err);
     return add_partial_sums(ColumnSums{{dbias}, 1}, partials, parts, OC, stream, err);
