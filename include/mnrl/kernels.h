@@ -191,10 +191,14 @@ int mnrl_cuda_attention_backward_bf16(mnrl_bf16 *dqkv, const mnrl_bf16 *dout, co
 // workspace: mnrl_cuda_mnrl_loss_workspace_bytes(b or more, N or more, H) bytes, which is
 // O((b + N)·H): about 4·(b + N + max(b, N) + 16,448)·H + 36·b + 8·N bytes (0.73 GB for
 // b = 65,536, N = 196,608, H = 384, where the score matrix alone would take 51 GB).
+// tensor_cores: 0 computes the two products (scores, and the gradients' G times unit
+// rows) as fp32 fmas, as the CPU does (fp32 runs); nonzero on tensor cores with each fp32
+// operand split into two bf16, a term off by at most 3·2^-18 of its size (bf16 runs,
+// where the activations are far coarser; mnrl_loss.cu).
 size_t mnrl_cuda_mnrl_loss_workspace_bytes(int max_anchors, int max_candidates, int H);
 int mnrl_cuda_mnrl_loss(float *loss, float *dA, float *dCd, const float *A, const float *Cd, int b, int N, int H,
-                        float scale, int label_offset, int global_batch, void *workspace, cudaStream_t stream,
-                        MnrlError *err);
+                        float scale, int label_offset, int global_batch, int tensor_cores, void *workspace,
+                        cudaStream_t stream, MnrlError *err);
 
 // ---- matmul.cu: linear layers (cuBLASLt, or the portable tiled GEMM) ------------------------
 // One cuBLASLt handle and its workspace for every GEMM of a run. A context without a

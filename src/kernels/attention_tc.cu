@@ -52,23 +52,16 @@
 // Precision: the products' inputs are the bf16 activations (exact), sums are fp32; the
 // bf16 roundings of P∘M, dS and (P∘M)^T add a relative 2^-8 per term to O, dQ, dK and dV
 // (tests/emu/test_attention.c adds it to the tolerances).
-#include <mma.h>
 
 #include "mnrl/cuda_launch.h"
 #include "mnrl/kernels.h"
 #include "kernel_util.cuh"
+#include "wmma_tiles.cuh"
 #include "attention.cuh"
 
 namespace {
 
-using namespace nvcuda;
 using namespace mnrl_attention;
-typedef __nv_bfloat16 bf16;
-
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> FragA;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> FragB;   // rows [k][n]
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragBt;  // X^T of rows [n][k]
-typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> FragC;
 
 const int kLanes = 32;      // one warp per block
 const int kTile = 16;       // rows of a work item, and the wmma tile
@@ -104,18 +97,6 @@ struct Shape {
         return round((size_t)n * kTile * lds * sizeof(float)) > round((size_t)kTile * ldo * sizeof(float))
                    ? round((size_t)n * kTile * lds * sizeof(float))
                    : round((size_t)kTile * ldo * sizeof(float));
-    }
-};
-
-// Carves the block's dynamic shared memory into regions (base rounded up to 128 bytes).
-struct Carve {
-    unsigned char *next;
-    __device__ Carve() : next(reinterpret_cast<unsigned char *>(((uintptr_t)mnrl_dyn_smem + 127) & ~(uintptr_t)127)) {}
-    template <class T>
-    __device__ T *take(size_t bytes) {
-        T *p = reinterpret_cast<T *>(next);
-        next += bytes;
-        return p;
     }
 };
 

@@ -24,7 +24,9 @@
 //    check_keep_prob, the launchers' one check of a keep_prob;
 //  - gelu_cdf / gelu_grad: the exact GELU's Φ and derivative, one definition for the
 //    elementwise kernels and the fused GELU-bias backward of matmul.cu; the roundings are
-//    explicit (__fmul_rn, __fmaf_rn), so every kernel that inlines them gets the same bits.
+//    explicit (__fmul_rn, __fmaf_rn), so every kernel that inlines them gets the same bits;
+//  - Carve: regions of the block's dynamic shared memory, from a base rounded up to 128
+//    bytes (wmma pointers must be 32-byte aligned; mnrl_dyn_smem is only 16).
 #ifndef MNRL_KERNEL_UTIL_CUH
 #define MNRL_KERNEL_UTIL_CUH
 
@@ -45,6 +47,18 @@
 #endif
 
 namespace {
+
+// Carves the block's dynamic shared memory into regions (base rounded up to 128 bytes).
+struct Carve {
+    unsigned char *next;
+    __device__ Carve() : next(reinterpret_cast<unsigned char *>(((uintptr_t)mnrl_dyn_smem + 127) & ~(uintptr_t)127)) {}
+    template <class T>
+    __device__ T *take(size_t bytes) {
+        T *p = reinterpret_cast<T *>(next);
+        next += bytes;
+        return p;
+    }
+};
 
 __device__ __forceinline__ float to_f32(float x) { return x; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }

@@ -232,13 +232,16 @@ static void adamw(float *params, void *params_act, float *grads, float *m, float
     RUN(mnrl_cuda_adamw(params, act, grads, m, v, runs, n_runs, norm, hp, step, stream, &first_error));
 }
 
-// ---- the dtype-independent ops ----------------------------------------------------------------
-static void mnrl_loss(float *loss, float *dA, float *dCd, const float *A, const float *Cd, int b, int N, int H,
+// The loss takes fp32 embeddings in both tables; bf16 runs take its products on tensor
+// cores (split operands: mnrl_loss.cu), fp32 runs keep them in fp32 as the CPU does.
+template <class A>
+static void mnrl_loss(float *loss, float *dA, float *dCd, const float *Ae, const float *Cd, int b, int N, int H,
                       float scale, int label_offset, int global_batch, void *workspace) {
-    RUN(mnrl_cuda_mnrl_loss(loss, dA, dCd, A, Cd, b, N, H, scale, label_offset, global_batch, workspace, stream,
-                            &first_error));
+    RUN(mnrl_cuda_mnrl_loss(loss, dA, dCd, Ae, Cd, b, N, H, scale, label_offset, global_batch,
+                            sizeof(A) == sizeof(mnrl_bf16), workspace, stream, &first_error));
 }
 
+// ---- the dtype-independent ops ----------------------------------------------------------------
 static void grad_norm(float *norm, const float *grads, size_t n, void *workspace) {
     RUN(mnrl_cuda_grad_norm(norm, grads, n, workspace, stream, &first_error));
 }
@@ -294,7 +297,7 @@ template <class A> static MnrlOps make_table(const char *name) {
     t.attention_backward = attention_backward<A>;
     t.mean_pool_forward = mean_pool_forward<A>;
     t.mean_pool_backward = mean_pool_backward<A>;
-    t.mnrl_loss = mnrl_loss;
+    t.mnrl_loss = mnrl_loss<A>;
     t.grad_norm = grad_norm;
     t.adamw = adamw<A>;
     t.last_error = cuda_last_error;

@@ -11,16 +11,27 @@
 // gives the same bits (deterministic reductions), and the workspace for b = 65,536
 // anchors, N = 196,608 candidates stays O((b + N)·H).
 //
-// Tolerance (u = 2^-24; first-order bounds of both sides' fp32 arithmetic, evaluated per
-// element in fp64 from the exact probabilities P computed here):
-//  - scores: unit vectors and an fp32 dot of H terms on each side, and Σ_d|â_d ĉ_d| <= 1:
-//    |ΔS_ij| <= δ = 2·(H+6)·u·scale;
+// Every case runs both ways the kernels take their products: in fp32 (tensor_cores 0, as
+// the CPU) and on tensor cores with every fp32 operand split into bf16 hi + lo and three
+// products per term (tensor_cores 1; mnrl_loss.cu).
+//
+// Tolerance (u = 2^-24; first-order bounds of both sides' arithmetic, evaluated per
+// element in fp64 from the exact probabilities P computed here). On the tensor cores a
+// term x·y is off by at most kSplit·u·|x·y| from the split, and its 3 products are added
+// in fp32 in an order and rounding the hardware chooses, bounded here by 2u (a directed
+// rounding) per addition; fp32 sides add their terms in order.
+//  - scores: unit vectors and Σ_d|â_d ĉ_d| <= 1: a side's fp32 dot of H terms is off by
+//    (H + 6)·u, the tensor cores' by (kSplit + 6H + 6)·u, so |ΔS_ij| <= δ = 2·(H + 6)·u·scale
+//    (fp32) or (7H + 12 + kSplit)·u·scale (tensor cores);
 //  - a probability P_ij = exp(S_ij - lse_i) is off by the relative ε = 2δ + 80u (its score,
 //    the lse's scores, and the fp32 exponentials and 64-term tile sums);
 //  - loss: tol = 2δ + 80u + 4u·|loss|;
 //  - G_ij = (P_ij - [j = label_i])·scale/global_batch: |ΔG_ij| <= gs·P_ij·ε + 2u·|G_ij|;
 //    the unnormalised gradient d_i = Σ_j G_ij ĉ_j is off by
-//    e_d = Σ_j |ΔG_ij|·|ĉ_jd| + (2n+4)·u·Σ_j |G_ij ĉ_jd| (n terms summed in fp32 on both sides),
+//    e_d = Σ_j |ΔG_ij|·|ĉ_jd| + c·u·Σ_j |G_ij ĉ_jd| for n terms summed in fp32, (n + 2)·u on
+//    each side, so c = 2n + 4 (fp32); on the tensor cores split, added in 3n additions, a
+//    slice add per 64 walked rows and a rounding of the splits' sum, (kSplit + 6n + n/64 +
+//    2)·u, so c = 7n + n/64 + 4 + kSplit,
 //    and F.normalize's backward dx = (d - x̂(x̂·d))/max(||x||, 1e-12) gives
 //    tol_d = (e_d + |x̂_d|·Σ_k |x̂_k| e_k + 4u·(|d_d| + |x̂_d|·|x̂·d|)) / max(||x||, 1e-12)
 //    + 2u·|dx_d|; likewise for dCd with sums over anchors.
@@ -45,6 +56,7 @@ typedef struct {
 } Stats;
 
 static const float kScale = 20.0f;
+static const double kSplit = 192.0;  // 3·2^-18 in units of u: lo·lo and the split's remainders
 
 // Unit rows in fp64 (F.normalize) and the norms.
 static double *unit_rows(const float *x, int rows, int H, double *norm) {
@@ -76,7 +88,7 @@ static double err_at(const GradMatrix *m, int own_is_anchor, int r, int w) {
 }
 
 static void compare_grad(ErrorStat *st, const float *dx, const float *want, const GradMatrix *m, int own_is_anchor,
-                         const double *own_hat, const double *own_norm, const double *other_hat, int H) {
+                         const double *own_hat, const double *own_norm, const double *other_hat, int H, int tc) {
     int rows = own_is_anchor ? m->b : m->N, walked = own_is_anchor ? m->N : m->b;
     double *d = mnrl_malloc((size_t)H * sizeof(double)), *e = mnrl_malloc((size_t)H * sizeof(double));
     double *a = mnrl_malloc((size_t)H * sizeof(double));
@@ -97,7 +109,7 @@ static void compare_grad(ErrorStat *st, const float *dx, const float *want, cons
         const double *xh = own_hat + (size_t)r * H;
         double proj = 0.0, err_proj = 0.0;
         for (int k = 0; k < H; k++) {
-            e[k] += (2.0 * walked + 4) * kU * a[k];
+            e[k] += (tc ? 7.0 * walked + walked / 64 + 4 + kSplit : 2.0 * walked + 4) * kU * a[k];
             proj += xh[k] * d[k];
             err_proj += fabs(xh[k]) * e[k];
         }
@@ -114,7 +126,7 @@ static void compare_grad(ErrorStat *st, const float *dx, const float *want, cons
     free(a);
 }
 
-static void run_case(const LossCase *lc, uint64_t *rng) {
+static void run_case(const LossCase *lc, int tc, uint64_t *rng) {
     double seconds_before = kernel_seconds;
     int b = lc->b, H = lc->H, N = lc->global_batch * (1 + lc->k), G = lc->global_batch;
     float *A = mnrl_malloc((size_t)b * H * sizeof(float)), *Cd = mnrl_malloc((size_t)N * H * sizeof(float));
@@ -130,7 +142,7 @@ static void run_case(const LossCase *lc, uint64_t *rng) {
     void *workspace = device_copy(NULL, mnrl_cuda_mnrl_loss_workspace_bytes(b, N, H));
     MnrlError err = {{0}};
     double start = mnrl_now();
-    int rc = mnrl_cuda_mnrl_loss(dev_loss, dev_dA, dev_dCd, dev_A, dev_Cd, b, N, H, kScale, lc->label_offset, G,
+    int rc = mnrl_cuda_mnrl_loss(dev_loss, dev_dA, dev_dCd, dev_A, dev_Cd, b, N, H, kScale, lc->label_offset, G, tc,
                                  workspace, NULL, &err);
     kernel_seconds += mnrl_now() - start;
     CHECK_MSG(rc == 0, "%s", err.msg);
@@ -141,9 +153,9 @@ static void run_case(const LossCase *lc, uint64_t *rng) {
 
     // Same call again, and loss only: the same bits.
     start = mnrl_now();
-    CHECK(mnrl_cuda_mnrl_loss(dev_loss, dev_dA, dev_dCd, dev_A, dev_Cd, b, N, H, kScale, lc->label_offset, G,
+    CHECK(mnrl_cuda_mnrl_loss(dev_loss, dev_dA, dev_dCd, dev_A, dev_Cd, b, N, H, kScale, lc->label_offset, G, tc,
                               workspace, NULL, &err) == 0);
-    CHECK(mnrl_cuda_mnrl_loss(dev_loss + 1, NULL, NULL, dev_A, dev_Cd, b, N, H, kScale, lc->label_offset, G,
+    CHECK(mnrl_cuda_mnrl_loss(dev_loss + 1, NULL, NULL, dev_A, dev_Cd, b, N, H, kScale, lc->label_offset, G, tc,
                               workspace, NULL, &err) == 0);
     kernel_seconds += mnrl_now() - start;
     float *loss2 = host_copy(dev_loss, 8), *dA2 = host_copy(dev_dA, (size_t)b * H * 4);
@@ -165,7 +177,7 @@ static void run_case(const LossCase *lc, uint64_t *rng) {
     // fp64 probabilities and gradient bounds.
     double *a_norm = mnrl_malloc(b * sizeof(double)), *c_norm = mnrl_malloc(N * sizeof(double));
     double *a_hat = unit_rows(A, b, H, a_norm), *c_hat = unit_rows(Cd, N, H, c_norm);
-    double delta = 2.0 * (H + 6) * kU * kScale, eps = 2 * delta + 80 * kU, gs = kScale / G;
+    double delta = (tc ? 7.0 * H + 12 + kSplit : 2.0 * (H + 6)) * kU * kScale, eps = 2 * delta + 80 * kU, gs = kScale / G;
     GradMatrix m = {mnrl_malloc((size_t)b * N * sizeof(double)), mnrl_malloc((size_t)b * N * sizeof(double)), b, N};
     double *Gm = (double *)m.G, *errG = (double *)m.errG;
     for (int i = 0; i < b; i++) {
@@ -187,18 +199,18 @@ static void run_case(const LossCase *lc, uint64_t *rng) {
     Stats st;
     memset(&st, 0, sizeof st);
     track(&st.loss, loss[0], ref_loss, 2 * delta + 80 * kU + 4 * kU * fabs(ref_loss));
-    compare_grad(&st.dA, dA, ref_dA, &m, 1, a_hat, a_norm, c_hat, H);
-    compare_grad(&st.dCd, dCd, ref_dCd, &m, 0, c_hat, c_norm, a_hat, H);
+    compare_grad(&st.dA, dA, ref_dA, &m, 1, a_hat, a_norm, c_hat, H, tc);
+    compare_grad(&st.dCd, dCd, ref_dCd, &m, 0, c_hat, c_norm, a_hat, H, tc);
     if (lc->zero_candidate >= 0) {  // its clamped gradient is huge; both sides must agree
         float g = ref_dCd[(size_t)lc->zero_candidate * H];
         CHECK_MSG(fabsf(g) > 1e3f, "%s: the zero candidate's gradient %g should be amplified by 1/1e-12", lc->name, g);
     }
-    printf("%-28s b=%-4d N=%-6d H=%-3d loss %.6f: |err| %.1e (%.2f tol) | dA %.1e (%.2f) | dCd %.1e (%.2f) | "
-           "3 calls %.2f s\n", lc->name, b, N, H, ref_loss, st.loss.max_err, st.loss.worst, st.dA.max_err,
+    printf("%s %-28s b=%-4d N=%-6d H=%-3d loss %.6f: |err| %.1e (%.2f tol) | dA %.1e (%.2f) | dCd %.1e (%.2f) | "
+           "3 calls %.2f s\n", tc ? "tc  " : "fp32", lc->name, b, N, H, ref_loss, st.loss.max_err, st.loss.worst, st.dA.max_err,
            st.dA.worst, st.dCd.max_err, st.dCd.worst, kernel_seconds - seconds_before);
-    CHECK_MSG(st.loss.worst <= 1.0, "%s: loss error %.3g x tolerance", lc->name, st.loss.worst);
-    CHECK_MSG(st.dA.worst <= 1.0, "%s: dA error %.3g x tolerance", lc->name, st.dA.worst);
-    CHECK_MSG(st.dCd.worst <= 1.0, "%s: dCd error %.3g x tolerance", lc->name, st.dCd.worst);
+    CHECK_MSG(st.loss.worst <= 1.0, "%s (tensor_cores %d): loss error %.3g x tolerance", lc->name, tc, st.loss.worst);
+    CHECK_MSG(st.dA.worst <= 1.0, "%s (tensor_cores %d): dA error %.3g x tolerance", lc->name, tc, st.dA.worst);
+    CHECK_MSG(st.dCd.worst <= 1.0, "%s (tensor_cores %d): dCd error %.3g x tolerance", lc->name, tc, st.dCd.worst);
 
     free((void *)m.G);
     free((void *)m.errG);
@@ -227,12 +239,12 @@ static void run_case(const LossCase *lc, uint64_t *rng) {
 
 static void check_arguments(void) {
     MnrlError err = {{0}};
-    CHECK_EQ_INT(mnrl_cuda_mnrl_loss(NULL, NULL, NULL, NULL, NULL, 4, 8, 64, 20.0f, 5, 8, NULL, NULL, &err), -1);
+    CHECK_EQ_INT(mnrl_cuda_mnrl_loss(NULL, NULL, NULL, NULL, NULL, 4, 8, 64, 20.0f, 5, 8, 1, NULL, NULL, &err), -1);
     CHECK_CONTAINS(err.msg, "label_offset=5");
-    CHECK_EQ_INT(mnrl_cuda_mnrl_loss(NULL, NULL, NULL, NULL, NULL, 0, 8, 64, 20.0f, 0, 8, NULL, NULL, &err), -1);
+    CHECK_EQ_INT(mnrl_cuda_mnrl_loss(NULL, NULL, NULL, NULL, NULL, 0, 8, 64, 20.0f, 0, 8, 0, NULL, NULL, &err), -1);
     CHECK_CONTAINS(err.msg, "b=0");
     float x;
-    CHECK_EQ_INT(mnrl_cuda_mnrl_loss(&x, &x, NULL, NULL, NULL, 4, 8, 64, 20.0f, 0, 4, NULL, NULL, &err), -1);
+    CHECK_EQ_INT(mnrl_cuda_mnrl_loss(&x, &x, NULL, NULL, NULL, 4, 8, 64, 20.0f, 0, 4, 1, NULL, NULL, &err), -1);
     CHECK_CONTAINS(err.msg, "both dA and dCd");
     // B = 65,536 must fit: the workspace is O((b + N)·H), not O(b·N).
     int b = 65536, N = 3 * 65536, H = 384;
@@ -253,7 +265,8 @@ int main(void) {
     };
     uint64_t rng = 11;
     double start = mnrl_now();
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) run_case(&cases[k], &rng);
+    for (int tc = 0; tc < 2; tc++)
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) run_case(&cases[k], tc, &rng);
     check_arguments();
     printf("mnrl loss kernels: %.3f s emulated, whole test %.3f s\n", kernel_seconds, mnrl_now() - start);
     TEST_END();
