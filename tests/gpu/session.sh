@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # session.sh PACK_DIR OUT_DIR — everything a lent GPU session checks, most valuable first,
 # each part under its own time limit (seconds) so that a slow part cannot starve the
-# others; a limit of 0 skips the part. The defaults fit one call of about 7.5 minutes, so
+# others; a limit of 0 skips the part. The defaults fit one call of at most 8 minutes, so
 # that a session's 15 minutes of device time (machine start included) leave room for a
 # second, shorter call (tests/gpu/README.md):
 #   1. SUITE_TIMEOUT (90): the GPU suite without sanitizers (tests/gpu/run.sh --prebuilt),
@@ -13,6 +13,9 @@
 #      step, between two optimizer launches); needs part 2's inputs      -> kernels.txt
 #   4. GRADCACHE_TIMEOUT (100): cached MNRL, batch 65,536 in chunks of 512 against batch
 #      512, 3 timed steps after 1 (issue 7 item 3);                    -> bench_cached.txt
+#   4b. LOSS_TIMEOUT (30): the MNRL loss alone at the cached batch's shape (65,536 anchors,
+#      131,072 candidates, H 768), fp32 fmas against split-bf16 tensor cores in one run,
+#      bench_gpu_loss;                                                   -> loss.txt
 #   5. MAXBATCH_TIMEOUT (0): the largest uncached batch of each side, bench/max_batch.sh
 #      (issue 7 item 5);                                                 -> max_batch.txt
 #   6. SANITIZE_TIMEOUT (0): the suite under compute-sanitizer memcheck and racecheck
@@ -62,6 +65,7 @@ if [ "${PROFILE_TIMEOUT:-80}" -gt 0 ] && [ -f "$profile_config" ] && [ -n "$ncu"
 fi
 BENCH_MINI_BATCH=512 BENCH_WORK=/tmp/mnrl-bench-cached \
     part "${GRADCACHE_TIMEOUT:-100}" bench_cached.txt bash bench/gpu.sh "$bin" "512 65536" 3 1
+part "${LOSS_TIMEOUT:-30}" loss.txt "$pack/bin/bench_gpu_loss" 65536 1 768 3
 BENCH_WORK=/tmp/mnrl-maxbatch part "${MAXBATCH_TIMEOUT:-0}" max_batch.txt bash bench/max_batch.sh "$bin" 512 65536 3
 GPU_TWINS=${SANITIZE_TWINS:-.} GPU_SANITIZE=only \
     part "${SANITIZE_TIMEOUT:-0}" sanitize.txt bash tests/gpu/run.sh --prebuilt "$pack"

@@ -1,0 +1,93 @@
+// bench_gpu_loss.c — the fused MNRL loss (src/kernels/mnrl_loss.cu) on a GPU: its two ways
+// of taking the products, timed in one run on the same inputs: fp32 fmas (fp32 runs, the
+// reference) and tensor cores with split bf16 operands (bf16 runs). One call is the
+// loss and both gradients, as a training step (and the cached step, once per global batch)
+// makes it.
+//
+//   bench_gpu_loss [B [K [H [REPEATS]]]]     defaults: 65536 1 768 3
+//
+// B anchors against N = B·(1 + K) candidates (the cached batch-65,536 shape of bench/gpu.sh
+// by default), scale 20. Prints each path's ms per call (after one untimed call), the
+// ratio, and the two losses (they differ by the split's rounding only).
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cuda_runtime_api.h>
+
+#include "mnrl/common.h"
+#include "mnrl/kernels.h"
+
+static int arg(int argc, char **argv, int i, int fallback) { return argc > i ? atoi(argv[i]) : fallback; }
+
+static void *device_alloc(size_t bytes) {
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+        fprintf(stderr, "bench_gpu_loss: cudaMalloc of %zu bytes failed (%s)\n", bytes,
+                cudaGetErrorString(cudaGetLastError()));
+        exit(1);
+    }
+    return p;
+}
+
+// Milliseconds per call of `repeats` calls after one untimed call; *loss the last loss.
+static double time_calls(int tensor_cores, int repeats, float *loss, float *dev_loss, float *dA, float *dCd,
+                         const float *A, const float *Cd, int B, int N, int H, void *workspace) {
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    MnrlError err = {{0}};
+    float ms = 0.0f;
+    for (int call = 0; call <= repeats; call++) {
+        if (call == 1) cudaEventRecord(start, 0);
+        if (mnrl_cuda_mnrl_loss(dev_loss, dA, dCd, A, Cd, B, N, H, 20.0f, 0, B, tensor_cores, workspace, 0, &err)) {
+            fprintf(stderr, "bench_gpu_loss: %s\n", err.msg);
+            exit(1);
+        }
+    }
+    cudaEventRecord(stop, 0);
+    if (cudaEventSynchronize(stop) != cudaSuccess) {
+        fprintf(stderr, "bench_gpu_loss: %s\n", cudaGetErrorString(cudaGetLastError()));
+        exit(1);
+    }
+    cudaEventElapsedTime(&ms, start, stop);
+    cudaMemcpy(loss, dev_loss, sizeof *loss, cudaMemcpyDeviceToHost);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    return repeats > 0 ? ms / repeats : 0.0;
+}
+
+int main(int argc, char **argv) {
+    int B = arg(argc, argv, 1, 65536), K = arg(argc, argv, 2, 1), H = arg(argc, argv, 3, 768);
+    int repeats = arg(argc, argv, 4, 3), N = B * (1 + K);
+    if (B < 1 || K < 0 || H < 1 || repeats < 1) {
+        fprintf(stderr, "usage: bench_gpu_loss [B [K [H [REPEATS]]]] (B, H, REPEATS >= 1, K >= 0)\n");
+        return 2;
+    }
+    // Anchors leaning towards their positives, as in tests/emu/test_mnrl_loss.c.
+    float *Cd = mnrl_malloc((size_t)N * H * sizeof(float)), *A = mnrl_malloc((size_t)B * H * sizeof(float));
+    uint64_t rng = 7;
+    for (size_t i = 0; i < (size_t)N * H; i++)
+        Cd[i] = (float)((double)(mnrl_splitmix64(&rng) >> 11) / 4503599627370496.0 - 1.0);
+    for (size_t i = 0; i < (size_t)B * H; i++)
+        A[i] = 0.15f * Cd[i] + (float)((double)(mnrl_splitmix64(&rng) >> 11) / 4503599627370496.0 - 1.0);
+    float *dev_A = device_alloc((size_t)B * H * sizeof(float)), *dev_Cd = device_alloc((size_t)N * H * sizeof(float));
+    float *dA = device_alloc((size_t)B * H * sizeof(float)), *dCd = device_alloc((size_t)N * H * sizeof(float));
+    float *dev_loss = device_alloc(sizeof(float));
+    void *workspace = device_alloc(mnrl_cuda_mnrl_loss_workspace_bytes(B, N, H));
+    cudaMemcpy(dev_A, A, (size_t)B * H * sizeof(float), cudaMemcpyHostToDevice);
+    cudaMemcpy(dev_Cd, Cd, (size_t)N * H * sizeof(float), cudaMemcpyHostToDevice);
+    double tflop = 10.0 * B * (double)N * H / 1e12;  // 3 score passes and 2 gradient products
+    float loss_fp32, loss_tc;
+    double ms_fp32 = time_calls(0, repeats, &loss_fp32, dev_loss, dA, dCd, dev_A, dev_Cd, B, N, H, workspace);
+    double ms_tc = time_calls(1, repeats, &loss_tc, dev_loss, dA, dCd, dev_A, dev_Cd, B, N, H, workspace);
+    printf("mnrl loss B=%d N=%d H=%d (%.1f TFLOP of products per call), %d timed calls each:\n", B, N, H, tflop,
+           repeats);
+    printf("  fp32 fmas:                 %9.2f ms per call, %6.1f TFLOP/s, loss %.7f\n", ms_fp32,
+           tflop / ms_fp32 * 1e3, loss_fp32);
+    printf("  tensor cores (split bf16): %9.2f ms per call, %6.1f TFLOP/s, loss %.7f\n", ms_tc, tflop / ms_tc * 1e3,
+           loss_tc);
+    printf("  tensor cores / fp32: %.2fx faster\n", ms_fp32 / ms_tc);
+    free(A);
+    free(Cd);
+    return 0;
+}
