@@ -290,7 +290,7 @@ __global__ void row_loss_kernel(double *lse, double *row_loss, const double *par
 }
 
 // Pass 3b: *loss = Σ_i row_loss_i / global_batch, one block, fixed strides and tree.
-__global__ void __launch_bounds__(kThreads, kTileBlocksPerSM)
+__global__ void __launch_bounds__(kThreads)
     loss_sum_kernel(float *loss, const double *row_loss, int b, int global_batch) {
     __shared__ double partial[kThreads];
     double sum = 0.0;

@@ -11,6 +11,10 @@
 #   3. PROFILE_TIMEOUT (80): per-kernel GPU time of one bert-base training step at batch
 #      PROFILE_BATCH (128; 32 and 512 are the others part 2 prepares) (ncu, clocks left alone; bench/kernel_table.py keeps the launches of exactly one
 #      step, between two optimizer launches); needs part 2's inputs      -> kernels.txt
+#   3b. DETAIL_TIMEOUT (0): ncu --set detailed (throughput, memory, occupancy, warp stall
+#      reasons) on one launch each of DETAIL_KERNELS (default: the largest items of the
+#      batch-128 table) in a step at batch PROFILE_BATCH, one training run per kernel;
+#      needs part 2's inputs (a warm machine keeps them)           -> kernels_detail.txt
 #   4. GRADCACHE_TIMEOUT (100): cached MNRL, batch 65,536 in chunks of 512 against batch
 #      512, 3 timed steps after 1 (issue 7 item 3);                    -> bench_cached.txt
 #   4b. LOSS_TIMEOUT (30): the MNRL loss alone at the cached batch's shape (65,536 anchors,
@@ -51,17 +55,32 @@ BENCH_WORK=/tmp/mnrl-bench part "${BENCH_TIMEOUT:-180}" bench.txt bash bench/gpu
 cp /tmp/mnrl-bench/bench_gpu.json "$out/" 2>/dev/null
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
 profile_config=/tmp/mnrl-bench/b${PROFILE_BATCH:-128}.json
-if [ "${PROFILE_TIMEOUT:-80}" -gt 0 ] && [ -f "$profile_config" ] && [ -n "$ncu" ]; then
-    # Three steps; the capture starts after most of the start-up and spans step 2.
-    start=$SECONDS
+# Three steps of part 2's config; the table's capture starts after most of the start-up and
+# spans step 2.
+[ -f "$profile_config" ] &&
     sed 's/"max_steps": [0-9]*/"max_steps": 3/; s#"dir": "[^"]*"#"dir": "/tmp/mnrl-bench/profile"#' \
         "$profile_config" >/tmp/mnrl-bench/profile.json
+if [ "${PROFILE_TIMEOUT:-80}" -gt 0 ] && [ -f "$profile_config" ] && [ -n "$ncu" ]; then
+    start=$SECONDS
     timeout "${PROFILE_TIMEOUT:-80}" "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv \
         --launch-skip "${PROFILE_SKIP:-200}" --launch-count "${PROFILE_COUNT:-900}" \
         "$bin" train /tmp/mnrl-bench/profile.json >/tmp/mnrl-bench/ncu.csv 2>/tmp/mnrl-bench/ncu.log
     status=$?
     echo "ncu: $((SECONDS - start)) s of ${PROFILE_TIMEOUT:-80}, exit $status" | tee -a "$out/parts.txt"
     python3 bench/kernel_table.py /tmp/mnrl-bench/ncu.csv 2>&1 | tee "$out/kernels.txt"
+fi
+if [ "${DETAIL_TIMEOUT:-0}" -gt 0 ] && [ -f "$profile_config" ] && [ -n "$ncu" ]; then
+    start=$SECONDS
+    for kernel in ${DETAIL_KERNELS:-layernorm_backward_kernel tc_dkdv_kernel tc_dq_kernel tc_forward_kernel \
+        adamw_kernel scatter_add_rows_kernel}; do
+        left=$((DETAIL_TIMEOUT - (SECONDS - start)))
+        [ "$left" -gt 10 ] || break
+        echo "==== $kernel (its third launch)" >>"$out/kernels_detail.txt"
+        timeout "$left" "$ncu" --clock-control none --set detailed -k "regex:$kernel" --launch-skip 2 \
+            --launch-count 1 "$bin" train /tmp/mnrl-bench/profile.json --set output.overwrite=true \
+            >>"$out/kernels_detail.txt" 2>&1
+    done
+    echo "ncu detail: $((SECONDS - start)) s of $DETAIL_TIMEOUT" | tee -a "$out/parts.txt"
 fi
 BENCH_MINI_BATCH=512 BENCH_WORK=/tmp/mnrl-bench-cached \
     part "${GRADCACHE_TIMEOUT:-100}" bench_cached.txt bash bench/gpu.sh "$bin" "512 65536" 3 1
