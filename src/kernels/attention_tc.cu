@@ -89,14 +89,13 @@ struct Shape {
     static const int ldk = KC + 8;             // bf16 [16][KC]: P, dS
     static const int lds = KC + 4;             // fp32 [16][KC]: scores
     static const int ldo = HS + 4;             // fp32 [16][HS]: accumulators on their way out
-    __host__ __device__ static constexpr size_t round(size_t bytes) { return (bytes + 127) / 128 * 128; }
-    __host__ __device__ static constexpr size_t rows(int n) { return round((size_t)n * ldh * sizeof(bf16)); }
-    __host__ __device__ static constexpr size_t weights() { return round((size_t)kTile * ldk * sizeof(bf16)); }
+    __host__ __device__ static constexpr size_t rows(int n) { return carve_size((size_t)n * ldh * sizeof(bf16)); }
+    __host__ __device__ static constexpr size_t weights() { return carve_size((size_t)kTile * ldk * sizeof(bf16)); }
     // n score tiles, or the output staging tile that reuses them, whichever is larger.
     __host__ __device__ static constexpr size_t scores(int n) {
-        return round((size_t)n * kTile * lds * sizeof(float)) > round((size_t)kTile * ldo * sizeof(float))
-                   ? round((size_t)n * kTile * lds * sizeof(float))
-                   : round((size_t)kTile * ldo * sizeof(float));
+        return carve_size((size_t)n * kTile * lds * sizeof(float)) > carve_size((size_t)kTile * ldo * sizeof(float))
+                   ? carve_size((size_t)n * kTile * lds * sizeof(float))
+                   : carve_size((size_t)kTile * ldo * sizeof(float));
     }
 };
 
@@ -430,7 +429,7 @@ __global__ void __launch_bounds__(kLanes)
     bf16 *k = carve.take<bf16>(Sh::rows(kTile)), *v = carve.take<bf16>(Sh::rows(kTile));
     bf16 *q = carve.take<bf16>(Sh::rows(QC)), *d_o = carve.take<bf16>(Sh::rows(QC));
     bf16 *ds = carve.take<bf16>(Sh::weights()), *pm = carve.take<bf16>(Sh::weights());
-    float *col_lse = carve.take<float>(Sh::round(2 * QC * sizeof(float))), *col_d = col_lse + QC;
+    float *col_lse = carve.take<float>(carve_size(2 * QC * sizeof(float))), *col_d = col_lse + QC;
     float *scores = carve.take<float>(Sh::scores(2)), *dp = scores + kTile * Sh::lds;
     const int chunks = (it.len + QC - 1) / QC;
     if (chunks == 1)  // for every tile
@@ -493,7 +492,7 @@ template <int HS>
 constexpr size_t dkdv_smem() {
     typedef Shape<HS> Sh;
     return 128 + 2 * Sh::rows(kTile) + 2 * Sh::rows(Sh::KC) + 2 * Sh::weights() +
-           Sh::round(2 * Sh::KC * sizeof(float)) + Sh::scores(2);
+           carve_size(2 * Sh::KC * sizeof(float)) + Sh::scores(2);
 }
 static_assert(dkdv_smem<128>() <= 48 * 1024 && dkdv_smem<64>() <= 48 * 1024 && dq_smem<128>() <= 48 * 1024,
               "the tensor-core attention kernels stay under the default 48 KiB of dynamic shared memory");

@@ -25,8 +25,9 @@
 //  - gelu_cdf / gelu_grad: the exact GELU's Φ and derivative, one definition for the
 //    elementwise kernels and the fused GELU-bias backward of matmul.cu; the roundings are
 //    explicit (__fmul_rn, __fmaf_rn), so every kernel that inlines them gets the same bits;
-//  - Carve: regions of the block's dynamic shared memory, from a base rounded up to 128
-//    bytes (wmma pointers must be 32-byte aligned; mnrl_dyn_smem is only 16).
+//  - Carve / carve_size: regions of the block's dynamic shared memory, from a base rounded
+//    up to 128 bytes, each region's size a multiple of 128 (wmma pointers must be 32-byte
+//    aligned; mnrl_dyn_smem is only 16).
 #ifndef MNRL_KERNEL_UTIL_CUH
 #define MNRL_KERNEL_UTIL_CUH
 
@@ -47,6 +48,10 @@
 #endif
 
 namespace {
+
+// A region's size rounded up to 128 bytes, so that the region Carve takes after it starts
+// 128-byte aligned too.
+__host__ __device__ constexpr size_t carve_size(size_t bytes) { return (bytes + 127) / 128 * 128; }
 
 // Carves the block's dynamic shared memory into regions (base rounded up to 128 bytes).
 struct Carve {
