@@ -9,8 +9,9 @@
 #   2. BENCH_TIMEOUT (180): ours vs sentence-transformers, bench/gpu.sh at batch 32, 128
 #      and 512;                                                -> bench.txt, bench_gpu.json
 #   3. PROFILE_TIMEOUT (80): per-kernel GPU time of one bert-base training step at batch
-#      PROFILE_BATCH (128; 32 and 512 are the others part 2 prepares) (ncu, clocks left alone; bench/kernel_table.py keeps the launches of exactly one
-#      step, between two optimizer launches); needs part 2's inputs      -> kernels.txt
+#      PROFILE_BATCH (128; 32 and 512 are the others part 2 prepares) (ncu, clocks left
+#      alone; bench/kernel_table.py keeps the launches of exactly one step, between two
+#      optimizer launches); needs part 2's inputs                         -> kernels.txt
 #   3b. DETAIL_TIMEOUT (0): ncu --set detailed (throughput, memory, occupancy, warp stall
 #      reasons) on one launch each of DETAIL_KERNELS (default: the largest items of the
 #      batch-128 table) in a step at batch PROFILE_BATCH, one training run per kernel;
