@@ -5,7 +5,7 @@
 #   scripts/gpu-pack.sh [PACK_DIR] [CUDA_ARCH]        defaults: build-gpu-pack 90a
 #
 # Builds PACK_DIR-build (Release, -Werror, CUDA for CUDA_ARCH, no MPI): mnrl_cuda, the GPU
-# twins of the emulated kernel tests, test_dist_nccl and bench_gpu_loss; copies them into
+# twins of the emulated kernel tests, test_dist_nccl and the bench_gpu_* timers; copies them into
 # PACK_DIR/bin and packs the shared libraries that a CUDA machine lacks (jansson,
 # utf8proc, the OpenMP OpenBLAS with its gfortran/quadmath, libgomp, the CUDA runtime)
 # into PACK_DIR/libs.tar.xz, compressed so that the folder fits the device tool's 64 MiB. The CUDA libraries too big
@@ -20,10 +20,11 @@ build="$pack-build"  # beside the pack, which then travels alone
 mkdir -p "$build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMNRL_WERROR=ON -DMNRL_CUDA=ON -DMNRL_MPI=OFF \
       -DMNRL_LINK_BINARY=OFF -DCMAKE_CUDA_ARCHITECTURES="$arch" >"$build/configure.log"
-cmake --build "$build" -j"$(nproc)" --target mnrl_cuda gpu_tests test_dist_nccl bench_gpu_loss >"$build/build.log"
+cmake --build "$build" -j"$(nproc)" --target mnrl_cuda gpu_tests test_dist_nccl bench_gpu_loss \
+    bench_gpu_attention >"$build/build.log"
 rm -rf "$pack/bin" "$pack/libs"
 mkdir -p "$pack/bin" "$pack/libs"
-cp "$build/mnrl_cuda" "$build/tests/test_dist_nccl" "$build/bench/bench_gpu_loss" "$pack/bin/"
+cp "$build/mnrl_cuda" "$build/tests/test_dist_nccl" "$build"/bench/bench_gpu_* "$pack/bin/"
 find "$build/tests/emu" -maxdepth 1 -name 'gpu_*' -type f -executable -exec cp {} "$pack/bin/" \;
 # The libraries the binaries load from outside the CUDA toolkit, plus the CUDA runtime.
 ldd "$pack/bin/mnrl_cuda" |

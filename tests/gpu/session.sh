@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # session.sh PACK_DIR OUT_DIR — everything a lent GPU session checks, most valuable first,
 # each part under its own time limit (seconds) so that a slow part cannot starve the
-# others; a limit of 0 skips the part. The defaults fit one call of at most 8 minutes, so
+# others; a limit of 0 skips the part. The defaults fit one call of at most 9 minutes, so
 # that a session's 15 minutes of device time (machine start included) leave room for a
 # second, shorter call (tests/gpu/README.md):
 #   1. SUITE_TIMEOUT (90): the GPU suite without sanitizers (tests/gpu/run.sh --prebuilt),
@@ -21,6 +21,9 @@
 #   4b. LOSS_TIMEOUT (30): the MNRL loss alone at the cached batch's shape (65,536 anchors,
 #      131,072 candidates, H 768), fp32 fmas against split-bf16 tensor cores in one run,
 #      bench_gpu_loss;                                                   -> loss.txt
+#   4c. ATTENTION_TIMEOUT (45): ours' attention against cuDNN's and FlashAttention's
+#      variable-length attention (through torch) on the same NLI lengths at batch 128 and
+#      512, forward and backward (bench/attention.py; issue 7: keep the faster) -> attention.txt
 #   5. MAXBATCH_TIMEOUT (0): the largest uncached batch of each side, bench/max_batch.sh
 #      (issue 7 item 5);                                                 -> max_batch.txt
 #   6. SANITIZE_TIMEOUT (0): the suite under compute-sanitizer memcheck and racecheck
@@ -86,6 +89,8 @@ fi
 BENCH_MINI_BATCH=512 BENCH_WORK=/tmp/mnrl-bench-cached \
     part "${GRADCACHE_TIMEOUT:-100}" bench_cached.txt bash bench/gpu.sh "$bin" "512 65536" 3 1
 part "${LOSS_TIMEOUT:-30}" loss.txt "$pack/bin/bench_gpu_loss" 65536 1 768 3
+part "${ATTENTION_TIMEOUT:-45}" attention.txt python3 bench/attention.py "$pack/bin/bench_gpu_attention" \
+    --json "$out/attention.json"
 BENCH_WORK=/tmp/mnrl-maxbatch part "${MAXBATCH_TIMEOUT:-0}" max_batch.txt bash bench/max_batch.sh "$bin" 512 65536 3
 GPU_TWINS=${SANITIZE_TWINS:-.} GPU_SANITIZE=only \
     part "${SANITIZE_TIMEOUT:-0}" sanitize.txt bash tests/gpu/run.sh --prebuilt "$pack"
