@@ -9,8 +9,11 @@
 // LENGTHS: one sentence length (tokens, [CLS] and [SEP] included) per line, packed in file
 // order into one call as the trainer packs a batch. MAX_SEQLEN is the model's limit the
 // trainer passes (bench/gpu.sh: 75). Prints each pass's ms per call (after one untimed
-// call) and TFLOP/s of the real tokens' products (forward 4·L²·HS per head and sentence,
-// backward 2.5 times that), then the same as one JSON line for bench/attention.py.
+// call), TFLOP/s of the real tokens' products (forward 4·L²·HS per head and sentence,
+// backward 2.5 times that) and GB/s of the traffic no attention can avoid (forward: read
+// qkv, write out and the saved state; backward: read qkv, out, dout and the saved state,
+// write dqkv): at NLI's ~12-token sentences the products are small and that traffic is
+// the floor. Then the times as one JSON line for bench/attention.py.
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -148,12 +151,17 @@ int main(int argc, char **argv) {
         double len = cu_seqlens[s + 1] - cu_seqlens[s];
         products += 4.0 * len * len * HS * c.NH;
     }
+    const double act = sizeof(mnrl_bf16), saved = (double)mnrl_cuda_attention_saved_bytes(c.T, c.NH, c.max_seqlen);
+    const double forward_bytes = act * (3.0 + 1.0) * c.C * c.T + saved;
+    const double backward_bytes = act * (3.0 + 1.0 + 1.0 + 3.0) * c.C * c.T + saved;
     run_pass(&c, 0);  // backward reads what forward saved
     double forward_ms = time_pass(&c, 0, repeats), backward_ms = time_pass(&c, 1, repeats);
     printf("ours (attention.cu, bf16 tensor cores): %d sentences, %d tokens, max_seqlen %d, NH %d, HS %d, "
            "keep_prob %.2f, %d timed calls\n", c.S, c.T, c.max_seqlen, c.NH, HS, c.keep_prob, repeats);
-    printf("  forward  %8.3f ms, %6.1f TFLOP/s\n", forward_ms, products / forward_ms * 1e-9);
-    printf("  backward %8.3f ms, %6.1f TFLOP/s\n", backward_ms, 2.5 * products / backward_ms * 1e-9);
+    printf("  forward  %8.3f ms, %6.1f TFLOP/s, %7.1f GB/s of %.1f MB\n", forward_ms, products / forward_ms * 1e-9,
+           forward_bytes / forward_ms * 1e-6, forward_bytes * 1e-6);
+    printf("  backward %8.3f ms, %6.1f TFLOP/s, %7.1f GB/s of %.1f MB\n", backward_ms,
+           2.5 * products / backward_ms * 1e-9, backward_bytes / backward_ms * 1e-6, backward_bytes * 1e-6);
     printf("{\"forward_ms\": %.5f, \"backward_ms\": %.5f, \"sentences\": %d, \"tokens\": %d}\n", forward_ms,
            backward_ms, c.S, c.T);
     free(cu_seqlens);
