@@ -23,7 +23,8 @@
 //
 // Backward: dinp per row as on the CPU, dx = rstd·(g - mean(g) - x̂·mean(g·x̂)) with
 // g = dout·weight. The weight and bias gradients are column sums over all rows, fused into
-// the same pass without float atomics: a grid of at most kBackwardBlocks blocks of
+// the same pass without float atomics: a grid of at most kBackwardBlocks (residual:
+// kBranchBackwardBlocks) blocks of
 // kBackwardWarps warps takes the rows in a fixed assignment (row = global warp index +
 // i·all warps); each lane adds its rows' dout·x̂ and dout for its own columns in fp32
 // registers, in row order; the block then adds its warps' sums in warp order (through
@@ -46,6 +47,11 @@ const int kMaxC = 1024;            // 32 columns per lane
 const int kBackwardBlocks = 512;   // at most this many partials per column
 // (4 warps x 512 blocks ran bert-base's backward in 20 us on an H200 under ncu, 8 x 256 in
 // 28: small blocks, whose warps wait for each other only at the end, balance better.)
+// The residual variant fits 3 blocks per SM (168 registers), so 512 of its blocks run in
+// two rounds on a 132-SM H100 or H200 (396 blocks, then 116 on idle SMs); it takes at most
+// 384, one round with a third more rows per block. (Not yet timed on a GPU; the batch-128
+// step's residual launches took 49 us each under ncu, the plain one alone 20.)
+const int kBranchBackwardBlocks = 384;
 
 // Normalises row `row` of inp (or of res = a + dropout(b) when b is given, writing res
 // first; the mask only when drop).
@@ -222,9 +228,10 @@ int check_shape(const char *what, int T, int C, MnrlError *err) {
 
 unsigned forward_blocks(int T) { return (unsigned)((T + kWarps - 1) / kWarps); }
 
-unsigned backward_blocks(int T) {
+unsigned backward_blocks(int T, bool branch) {
     const int needed = (T + kBackwardWarps - 1) / kBackwardWarps;
-    return (unsigned)(needed < kBackwardBlocks ? needed : kBackwardBlocks);
+    const int most = branch ? kBranchBackwardBlocks : kBackwardBlocks;
+    return (unsigned)(needed < most ? needed : most);
 }
 
 // The kernels' view of an ops.h dropout: apply the mask only when keep_prob < 1.
@@ -296,7 +303,7 @@ int backward(const char *what, T *dinp, const Branch<T> &br, float *dweight, flo
              cudaStream_t stream, MnrlError *err) {
     if (check_shape(what, Tn, C, err) != 0) return -1;
     if (Tn == 0) return 0;
-    const unsigned blocks = backward_blocks(Tn);
+    const unsigned blocks = backward_blocks(Tn, br.dbranch != NULL);
     float *partials = (float *)workspace;
     // With a branch the kernel always makes its bias sums; a NULL br.dbias leaves them unused.
     const ColumnSums sums = br.dbranch ? ColumnSums{{dweight, dbias, br.dbias}, 3} : ColumnSums{{dweight, dbias}, 2};

@@ -27,7 +27,8 @@
 //    δgx = (k+2)·u·Σ|g·x̂|/C + u·|gx̄|, and the three-term difference rounds 3 times:
 //    tol = rstd·(δg + |x̂|·δgx + 3u·(|g| + |ḡ| + |x̂·gx̄|)) + 2u·|dinp|.
 //  - dweight, dbias (+=, column sums over T rows): a warp sums its m rows in fp32
-//    (m = ceil(T / (4·blocks)), blocks = min(512, ceil(T/4)), see layernorm.cu), a block
+//    (m = ceil(T / (4·blocks)), blocks = min(512 or 384 residual, ceil(T/4)), see
+//    layernorm.cu), a block
 //    adds 4 warps, the blocks are added in fp64; both sides round the sum and the +=:
 //    tol = (m + 6)·u·Σ_t|term| + 2u·|acc|.
 //  - The constant row's errors are reported apart (rstd = 1e6 turns the fp32 mean's
@@ -190,9 +191,16 @@ static void check_forward(Stats *st, int T, int C, int bf16, int residual, uint6
     cudaFree(dev_rstd);
 }
 
+// The rows m that a warp of the backward kernel sums (the top): its grid holds at most 512
+// blocks of 4 warps, the residual variant's 384.
+static int rows_per_warp(int T, int residual) {
+    int most = residual ? 384 : 512, blocks = (T + 3) / 4 < most ? (T + 3) / 4 : most;
+    return (T + 4 * blocks - 1) / (4 * blocks);
+}
+
 static void compare_backward(Stats *st, const float *dinp, const float *dw, const float *db, const float *dout,
                              const float *x, const float *w, const float *mean, const float *rstd,
-                             const float *dw0, const float *db0, int T, int C, int bf16) {
+                             const float *dw0, const float *db0, int T, int C, int bf16, int residual) {
     float *ref = mnrl_malloc((size_t)T * C * 4), *ref_dw = mnrl_malloc(C * 4), *ref_db = mnrl_malloc(C * 4);
     memcpy(ref_dw, dw0, C * 4);
     memcpy(ref_db, db0, C * 4);
@@ -219,7 +227,7 @@ static void compare_backward(Stats *st, const float *dinp, const float *dw, cons
             track(t == 0 ? &st->flat_dinp : &st->dinp, dinp[i], want, tol + (bf16 ? kUbf16 * fabs(want) : 0.0));
         }
     }
-    int blocks = (T + 3) / 4 < 512 ? (T + 3) / 4 : 512, m = (T + 4 * blocks - 1) / (4 * blocks);
+    int m = rows_per_warp(T, residual);
     for (int c = 0; c < C; c++) {
         double w_abs = 0, b_abs = 0;
         for (int t = 0; t < T; t++) {
@@ -242,7 +250,7 @@ static void compare_branch(Stats *st, const float *dinp, const float *dbranch, c
     size_t n = (size_t)T * C;
     float *want = dropped_act(dinp, n, drop, bf16);
     for (size_t i = 0; i < n; i++) track(&st->dbranch, dbranch[i], want[i], 0.0);
-    int blocks = (T + 3) / 4 < 512 ? (T + 3) / 4 : 512, m = (T + 4 * blocks - 1) / (4 * blocks);
+    int m = rows_per_warp(T, 1);
     for (int c = 0; c < C; c++) {
         double sum = bias0[c], abs_sum = 0.0;
         for (int t = 0; t < T; t++) {
@@ -298,7 +306,7 @@ static void check_backward(Stats *st, int T, int C, int bf16, int residual, uint
     float *dinp = download_act(d.dinp, n, bf16), *dw = host_copy(d.dw, C * 4), *db = host_copy(d.db, C * 4);
     unsigned char *tail = host_copy((char *)d.dinp + n * elem, C * elem);
     CHECK_MSG(all_bytes_ff(tail, C * elem), "T=%d C=%d: backward wrote past row T", T, C);
-    compare_backward(st, dinp, dw, db, dout, x, w, mean, rstd, dw0, db0, T, C, bf16);
+    compare_backward(st, dinp, dw, db, dout, x, w, mean, rstd, dw0, db0, T, C, bf16, residual);
     if (residual) {
         float *dbranch = download_act(d.dbranch, n, bf16), *dbb = host_copy(d.dbranch_bias, C * 4);
         unsigned char *branch_tail = host_copy((char *)d.dbranch + n * elem, C * elem);
