@@ -93,9 +93,8 @@ struct Shape {
     __host__ __device__ static constexpr size_t weights() { return carve_size((size_t)kTile * ldk * sizeof(bf16)); }
     // n score tiles, or the output staging tile that reuses them, whichever is larger.
     __host__ __device__ static constexpr size_t scores(int n) {
-        return carve_size((size_t)n * kTile * lds * sizeof(float)) > carve_size((size_t)kTile * ldo * sizeof(float))
-                   ? carve_size((size_t)n * kTile * lds * sizeof(float))
-                   : carve_size((size_t)kTile * ldo * sizeof(float));
+        return carve_max(carve_size((size_t)n * kTile * lds * sizeof(float)),
+                         carve_size((size_t)kTile * ldo * sizeof(float)));
     }
 };
 

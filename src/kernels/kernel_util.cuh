@@ -25,9 +25,9 @@
 //  - gelu_cdf / gelu_grad: the exact GELU's Φ and derivative, one definition for the
 //    elementwise kernels and the fused GELU-bias backward of matmul.cu; the roundings are
 //    explicit (__fmul_rn, __fmaf_rn), so every kernel that inlines them gets the same bits;
-//  - Carve / carve_size: regions of the block's dynamic shared memory, from a base rounded
-//    up to 128 bytes, each region's size a multiple of 128 (wmma pointers must be 32-byte
-//    aligned; mnrl_dyn_smem is only 16).
+//  - Carve / carve_size / carve_max: regions of the block's dynamic shared memory, from a
+//    base rounded up to 128 bytes, each region's size a multiple of 128 (wmma pointers
+//    must be 32-byte aligned; mnrl_dyn_smem is only 16).
 #ifndef MNRL_KERNEL_UTIL_CUH
 #define MNRL_KERNEL_UTIL_CUH
 
@@ -52,6 +52,9 @@ namespace {
 // A region's size rounded up to 128 bytes, so that the region Carve takes after it starts
 // 128-byte aligned too.
 __host__ __device__ constexpr size_t carve_size(size_t bytes) { return (bytes + 127) / 128 * 128; }
+
+// The larger of two region sizes: a region that serves two uses in turn.
+__host__ __device__ constexpr size_t carve_max(size_t a, size_t b) { return a > b ? a : b; }
 
 // Carves the block's dynamic shared memory into regions (base rounded up to 128 bytes).
 struct Carve {

@@ -73,7 +73,6 @@ const int kLdScore = kTile + 4;
 const int kLdOut = kChunk + 4;
 const int kLdSimt = kTile + 1;
 
-constexpr size_t max_bytes(size_t a, size_t b) { return a > b ? a : b; }
 constexpr size_t kStageBytes = carve_size(sizeof(bf16) * kTile * kLdStage);  // one split half
 constexpr size_t kGBytes = carve_size(sizeof(bf16) * kTile * kLdG);
 constexpr size_t kScoreBytes = carve_size(sizeof(float) * kTile * kLdScore);  // also holds the product output
@@ -81,8 +80,8 @@ constexpr size_t kOutBytes = carve_size(sizeof(float) * kTile * kLdOut);
 // After the score tile, the stage region: the score product's stages (split: own and
 // other, hi and lo; fp32: own and other), or the gradient product's G and walked-row
 // chunk (split or fp32); Carve's rounding takes up to 128 bytes more.
-constexpr size_t kStageRegion = max_bytes(max_bytes(4 * kStageBytes, 2 * kGBytes + 2 * kStageBytes),
-                                          max_bytes(carve_size(2 * sizeof(float) * kChunk * kLdSimt),
+constexpr size_t kStageRegion = carve_max(carve_max(4 * kStageBytes, 2 * kGBytes + 2 * kStageBytes),
+                                          carve_max(carve_size(2 * sizeof(float) * kChunk * kLdSimt),
                                                     kScoreBytes + kOutBytes));
 constexpr size_t kTileSmemBytes = 128 + kScoreBytes + kStageRegion;
 // Tile-kernel blocks per SM: what their 46 KiB of shared memory allow on an H100/H200
