@@ -21,17 +21,14 @@
 
 #include "mnrl/common.h"
 #include "mnrl/kernels.h"
+#include "bench_gpu.h"
 
 static void die(const char *what, MnrlError *err) {
     fprintf(stderr, "bench_gpu_attention: %s%s%s\n", what, err ? ": " : "", err ? err->msg : "");
     exit(1);
 }
 
-static void *device_alloc(size_t bytes) {
-    void *p = NULL;
-    if (cudaMalloc(&p, bytes) != cudaSuccess) die(cudaGetErrorString(cudaGetLastError()), NULL);
-    return p;
-}
+static void *device_alloc(size_t bytes) { return bench_device_alloc("bench_gpu_attention", bytes); }
 
 // The lengths of LENGTHS as cumulative offsets: *cu_seqlens [S + 1], returns S.
 static int read_lengths(const char *path, int32_t **cu_seqlens, int *longest) {
@@ -68,7 +65,7 @@ static int read_lengths(const char *path, int32_t **cu_seqlens, int *longest) {
 static mnrl_bf16 *random_bf16(size_t n, uint64_t seed) {
     float *host = mnrl_malloc(n * sizeof *host), *staging = device_alloc(n * sizeof *host);
     for (size_t i = 0; i < n; i++)
-        host[i] = (float)((double)(mnrl_splitmix64(&seed) >> 11) / 4503599627370496.0 - 1.0);
+        host[i] = bench_uniform(&seed);
     mnrl_bf16 *out = device_alloc(n * sizeof *out);
     MnrlError err = {{0}};
     cudaMemcpy(staging, host, n * sizeof *host, cudaMemcpyHostToDevice);
@@ -115,8 +112,6 @@ static double time_pass(const Call *c, int backward, int repeats) {
     return ms / repeats;
 }
 
-static int arg(int argc, char **argv, int i, int fallback) { return argc > i ? atoi(argv[i]) : fallback; }
-
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_gpu_attention LENGTHS [MAX_SEQLEN [NH [HS [REPEATS [KEEP_PROB]]]]]\n");
@@ -126,9 +121,9 @@ int main(int argc, char **argv) {
     Call c = {0};
     c.S = read_lengths(argv[1], &cu_seqlens, &longest);
     c.T = cu_seqlens[c.S];
-    c.max_seqlen = arg(argc, argv, 2, longest);
-    c.NH = arg(argc, argv, 3, 12);
-    int HS = arg(argc, argv, 4, 64), repeats = arg(argc, argv, 5, 20);
+    c.max_seqlen = bench_arg(argc, argv, 2, longest);
+    c.NH = bench_arg(argc, argv, 3, 12);
+    int HS = bench_arg(argc, argv, 4, 64), repeats = bench_arg(argc, argv, 5, 20);
     c.keep_prob = argc > 6 ? (float)atof(argv[6]) : 0.9f;
     c.C = c.NH * HS;
     if (c.max_seqlen < longest || c.NH < 1 || HS < 1 || repeats < 1 || !(c.keep_prob > 0.0f && c.keep_prob <= 1.0f)) {

@@ -16,18 +16,9 @@
 
 #include "mnrl/common.h"
 #include "mnrl/kernels.h"
+#include "bench_gpu.h"
 
-static int arg(int argc, char **argv, int i, int fallback) { return argc > i ? atoi(argv[i]) : fallback; }
-
-static void *device_alloc(size_t bytes) {
-    void *p = NULL;
-    if (cudaMalloc(&p, bytes) != cudaSuccess) {
-        fprintf(stderr, "bench_gpu_loss: cudaMalloc of %zu bytes failed (%s)\n", bytes,
-                cudaGetErrorString(cudaGetLastError()));
-        exit(1);
-    }
-    return p;
-}
+static void *device_alloc(size_t bytes) { return bench_device_alloc("bench_gpu_loss", bytes); }
 
 // Milliseconds per call of `repeats` calls after one untimed call; *loss the last loss.
 static double time_calls(int tensor_cores, int repeats, float *loss, float *dev_loss, float *dA, float *dCd,
@@ -57,8 +48,8 @@ static double time_calls(int tensor_cores, int repeats, float *loss, float *dev_
 }
 
 int main(int argc, char **argv) {
-    int B = arg(argc, argv, 1, 65536), K = arg(argc, argv, 2, 1), H = arg(argc, argv, 3, 768);
-    int repeats = arg(argc, argv, 4, 3), N = B * (1 + K);
+    int B = bench_arg(argc, argv, 1, 65536), K = bench_arg(argc, argv, 2, 1), H = bench_arg(argc, argv, 3, 768);
+    int repeats = bench_arg(argc, argv, 4, 3), N = B * (1 + K);
     if (B < 1 || K < 0 || H < 1 || repeats < 1) {
         fprintf(stderr, "usage: bench_gpu_loss [B [K [H [REPEATS]]]] (B, H, REPEATS >= 1, K >= 0)\n");
         return 2;
@@ -67,9 +58,9 @@ int main(int argc, char **argv) {
     float *Cd = mnrl_malloc((size_t)N * H * sizeof(float)), *A = mnrl_malloc((size_t)B * H * sizeof(float));
     uint64_t rng = 7;
     for (size_t i = 0; i < (size_t)N * H; i++)
-        Cd[i] = (float)((double)(mnrl_splitmix64(&rng) >> 11) / 4503599627370496.0 - 1.0);
+        Cd[i] = bench_uniform(&rng);
     for (size_t i = 0; i < (size_t)B * H; i++)
-        A[i] = 0.15f * Cd[i] + (float)((double)(mnrl_splitmix64(&rng) >> 11) / 4503599627370496.0 - 1.0);
+        A[i] = 0.15f * Cd[i] + bench_uniform(&rng);
     float *dev_A = device_alloc((size_t)B * H * sizeof(float)), *dev_Cd = device_alloc((size_t)N * H * sizeof(float));
     float *dA = device_alloc((size_t)B * H * sizeof(float)), *dCd = device_alloc((size_t)N * H * sizeof(float));
     float *dev_loss = device_alloc(sizeof(float));

@@ -5,11 +5,12 @@
 #   scripts/gpu-pack.sh [PACK_DIR] [CUDA_ARCH]        defaults: build-gpu-pack 90a
 #
 # Builds PACK_DIR-build (Release, -Werror, CUDA for CUDA_ARCH, no MPI): mnrl_cuda, the GPU
-# twins of the emulated kernel tests, test_dist_nccl and the bench_gpu_* timers; copies them into
-# PACK_DIR/bin and packs the shared libraries that a CUDA machine lacks (jansson,
-# utf8proc, the OpenMP OpenBLAS with its gfortran/quadmath, libgomp, the CUDA runtime)
-# into PACK_DIR/libs.tar.xz, compressed so that the folder fits the device tool's 64 MiB. The CUDA libraries too big
-# to carry (cuBLASLt, NCCL) are taken from the GPU machine (tests/gpu/prebuilt-env.sh).
+# twins of the emulated kernel tests, test_dist_nccl and the bench_gpu_* timers; copies
+# them into PACK_DIR/bin and packs the shared libraries that a CUDA machine lacks
+# (jansson, utf8proc, the OpenMP OpenBLAS with its gfortran/quadmath, libgomp, the CUDA
+# runtime) into PACK_DIR/libs.tar.xz, compressed so that the folder fits the device tool's
+# 64 MiB. The CUDA libraries too big to carry (cuBLASLt, NCCL) are taken from the GPU
+# machine (tests/gpu/prebuilt-env.sh).
 # PACK_DIR/source_dir records the source path that the tests have compiled in.
 # On the GPU machine: bash tests/gpu/run.sh --prebuilt PACK_DIR
 set -euo pipefail

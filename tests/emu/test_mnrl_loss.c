@@ -177,7 +177,8 @@ static void run_case(const LossCase *lc, int tc, uint64_t *rng) {
     // fp64 probabilities and gradient bounds.
     double *a_norm = mnrl_malloc(b * sizeof(double)), *c_norm = mnrl_malloc(N * sizeof(double));
     double *a_hat = unit_rows(A, b, H, a_norm), *c_hat = unit_rows(Cd, N, H, c_norm);
-    double delta = (tc ? 7.0 * H + 12 + kSplit : 2.0 * (H + 6)) * kU * kScale, eps = 2 * delta + 80 * kU, gs = kScale / G;
+    double delta = (tc ? 7.0 * H + 12 + kSplit : 2.0 * (H + 6)) * kU * kScale;
+    double eps = 2 * delta + 80 * kU, gs = kScale / G;
     GradMatrix m = {mnrl_malloc((size_t)b * N * sizeof(double)), mnrl_malloc((size_t)b * N * sizeof(double)), b, N};
     double *Gm = (double *)m.G, *errG = (double *)m.errG;
     for (int i = 0; i < b; i++) {
@@ -206,8 +207,8 @@ static void run_case(const LossCase *lc, int tc, uint64_t *rng) {
         CHECK_MSG(fabsf(g) > 1e3f, "%s: the zero candidate's gradient %g should be amplified by 1/1e-12", lc->name, g);
     }
     printf("%s %-28s b=%-4d N=%-6d H=%-3d loss %.6f: |err| %.1e (%.2f tol) | dA %.1e (%.2f) | dCd %.1e (%.2f) | "
-           "3 calls %.2f s\n", tc ? "tc  " : "fp32", lc->name, b, N, H, ref_loss, st.loss.max_err, st.loss.worst, st.dA.max_err,
-           st.dA.worst, st.dCd.max_err, st.dCd.worst, kernel_seconds - seconds_before);
+           "3 calls %.2f s\n", tc ? "tc  " : "fp32", lc->name, b, N, H, ref_loss, st.loss.max_err, st.loss.worst,
+           st.dA.max_err, st.dA.worst, st.dCd.max_err, st.dCd.worst, kernel_seconds - seconds_before);
     CHECK_MSG(st.loss.worst <= 1.0, "%s (tensor_cores %d): loss error %.3g x tolerance", lc->name, tc, st.loss.worst);
     CHECK_MSG(st.dA.worst <= 1.0, "%s (tensor_cores %d): dA error %.3g x tolerance", lc->name, tc, st.dA.worst);
     CHECK_MSG(st.dCd.worst <= 1.0, "%s (tensor_cores %d): dCd error %.3g x tolerance", lc->name, tc, st.dCd.worst);
