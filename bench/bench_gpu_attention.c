@@ -84,32 +84,20 @@ typedef struct {
     float keep_prob;
 } Call;
 
-static void run_pass(const Call *c, int backward) {
+static void forward_pass(void *ctx) {
+    const Call *c = ctx;
     MnrlError err = {{0}};
-    int fail = backward ? mnrl_cuda_attention_backward_bf16(c->dqkv, c->dout, c->qkv, c->out, c->saved, c->cu_seqlens,
-                                                            c->S, c->T, c->max_seqlen, c->C, c->NH, c->keep_prob, 1,
-                                                            0, 0, c->workspace, 0, &err)
-                        : mnrl_cuda_attention_forward_bf16(c->out, c->saved, c->qkv, c->cu_seqlens, c->S, c->T,
-                                                           c->max_seqlen, c->C, c->NH, c->keep_prob, 1, 0, 0, 0,
-                                                           &err);
-    if (fail) die(backward ? "attention backward" : "attention forward", &err);
+    if (mnrl_cuda_attention_forward_bf16(c->out, c->saved, c->qkv, c->cu_seqlens, c->S, c->T, c->max_seqlen, c->C,
+                                         c->NH, c->keep_prob, 1, 0, 0, 0, &err))
+        die("attention forward", &err);
 }
 
-// Milliseconds per call of `repeats` calls of one pass after one untimed call.
-static double time_pass(const Call *c, int backward, int repeats) {
-    cudaEvent_t start, stop;
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
-    run_pass(c, backward);
-    cudaEventRecord(start, 0);
-    for (int r = 0; r < repeats; r++) run_pass(c, backward);
-    cudaEventRecord(stop, 0);
-    if (cudaEventSynchronize(stop) != cudaSuccess) die(cudaGetErrorString(cudaGetLastError()), NULL);
-    float ms = 0.0f;
-    cudaEventElapsedTime(&ms, start, stop);
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    return ms / repeats;
+static void backward_pass(void *ctx) {
+    const Call *c = ctx;
+    MnrlError err = {{0}};
+    if (mnrl_cuda_attention_backward_bf16(c->dqkv, c->dout, c->qkv, c->out, c->saved, c->cu_seqlens, c->S, c->T,
+                                          c->max_seqlen, c->C, c->NH, c->keep_prob, 1, 0, 0, c->workspace, 0, &err))
+        die("attention backward", &err);
 }
 
 int main(int argc, char **argv) {
@@ -149,8 +137,8 @@ int main(int argc, char **argv) {
     const double act = sizeof(mnrl_bf16), saved = (double)mnrl_cuda_attention_saved_bytes(c.T, c.NH, c.max_seqlen);
     const double forward_bytes = act * (3.0 + 1.0) * c.C * c.T + saved;
     const double backward_bytes = act * (3.0 + 1.0 + 1.0 + 3.0) * c.C * c.T + saved;
-    run_pass(&c, 0);  // backward reads what forward saved
-    double forward_ms = time_pass(&c, 0, repeats), backward_ms = time_pass(&c, 1, repeats);
+    double forward_ms = bench_time_ms("bench_gpu_attention", forward_pass, &c, repeats);
+    double backward_ms = bench_time_ms("bench_gpu_attention", backward_pass, &c, repeats);  // reads what forward saved
     printf("ours (attention.cu, bf16 tensor cores): %d sentences, %d tokens, max_seqlen %d, NH %d, HS %d, "
            "keep_prob %.2f, %d timed calls\n", c.S, c.T, c.max_seqlen, c.NH, HS, c.keep_prob, repeats);
     printf("  forward  %8.3f ms, %6.1f TFLOP/s, %7.1f GB/s of %.1f MB\n", forward_ms, products / forward_ms * 1e-9,

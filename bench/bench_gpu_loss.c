@@ -20,31 +20,30 @@
 
 static void *device_alloc(size_t bytes) { return bench_device_alloc("bench_gpu_loss", bytes); }
 
-// Milliseconds per call of `repeats` calls after one untimed call; *loss the last loss.
-static double time_calls(int tensor_cores, int repeats, float *loss, float *dev_loss, float *dA, float *dCd,
-                         const float *A, const float *Cd, int B, int N, int H, void *workspace) {
-    cudaEvent_t start, stop;
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
+// One call of the loss and both gradients on the same inputs, by either path.
+typedef struct {
+    float *loss, *dA, *dCd;  // device
+    const float *A, *Cd;
+    int B, N, H, tensor_cores;
+    void *workspace;
+} LossCall;
+
+static void loss_call(void *ctx) {
+    const LossCall *c = ctx;
     MnrlError err = {{0}};
-    float ms = 0.0f;
-    for (int call = 0; call <= repeats; call++) {
-        if (call == 1) cudaEventRecord(start, 0);
-        if (mnrl_cuda_mnrl_loss(dev_loss, dA, dCd, A, Cd, B, N, H, 20.0f, 0, B, tensor_cores, workspace, 0, &err)) {
-            fprintf(stderr, "bench_gpu_loss: %s\n", err.msg);
-            exit(1);
-        }
-    }
-    cudaEventRecord(stop, 0);
-    if (cudaEventSynchronize(stop) != cudaSuccess) {
-        fprintf(stderr, "bench_gpu_loss: %s\n", cudaGetErrorString(cudaGetLastError()));
+    if (mnrl_cuda_mnrl_loss(c->loss, c->dA, c->dCd, c->A, c->Cd, c->B, c->N, c->H, 20.0f, 0, c->B, c->tensor_cores,
+                            c->workspace, 0, &err)) {
+        fprintf(stderr, "bench_gpu_loss: %s\n", err.msg);
         exit(1);
     }
-    cudaEventElapsedTime(&ms, start, stop);
-    cudaMemcpy(loss, dev_loss, sizeof *loss, cudaMemcpyDeviceToHost);
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    return repeats > 0 ? ms / repeats : 0.0;
+}
+
+// Milliseconds per call of the path `tensor_cores` (bench_time_ms); *loss the last loss.
+static double time_path(LossCall *c, int tensor_cores, int repeats, float *loss) {
+    c->tensor_cores = tensor_cores;
+    double ms = bench_time_ms("bench_gpu_loss", loss_call, c, repeats);
+    cudaMemcpy(loss, c->loss, sizeof *loss, cudaMemcpyDeviceToHost);
+    return ms;
 }
 
 int main(int argc, char **argv) {
@@ -63,14 +62,13 @@ int main(int argc, char **argv) {
         A[i] = 0.15f * Cd[i] + bench_uniform(&rng);
     float *dev_A = device_alloc((size_t)B * H * sizeof(float)), *dev_Cd = device_alloc((size_t)N * H * sizeof(float));
     float *dA = device_alloc((size_t)B * H * sizeof(float)), *dCd = device_alloc((size_t)N * H * sizeof(float));
-    float *dev_loss = device_alloc(sizeof(float));
-    void *workspace = device_alloc(mnrl_cuda_mnrl_loss_workspace_bytes(B, N, H));
+    LossCall call = {device_alloc(sizeof(float)), dA, dCd, dev_A, dev_Cd, B, N, H, 0,
+                     device_alloc(mnrl_cuda_mnrl_loss_workspace_bytes(B, N, H))};
     cudaMemcpy(dev_A, A, (size_t)B * H * sizeof(float), cudaMemcpyHostToDevice);
     cudaMemcpy(dev_Cd, Cd, (size_t)N * H * sizeof(float), cudaMemcpyHostToDevice);
     double tflop = 10.0 * B * (double)N * H / 1e12;  // 3 score passes and 2 gradient products
     float loss_fp32, loss_tc;
-    double ms_fp32 = time_calls(0, repeats, &loss_fp32, dev_loss, dA, dCd, dev_A, dev_Cd, B, N, H, workspace);
-    double ms_tc = time_calls(1, repeats, &loss_tc, dev_loss, dA, dCd, dev_A, dev_Cd, B, N, H, workspace);
+    double ms_fp32 = time_path(&call, 0, repeats, &loss_fp32), ms_tc = time_path(&call, 1, repeats, &loss_tc);
     printf("mnrl loss B=%d N=%d H=%d (%.1f TFLOP of products per call), %d timed calls each:\n", B, N, H, tflop,
            repeats);
     printf("  fp32 fmas:                 %9.2f ms per call, %6.1f TFLOP/s, loss %.7f\n", ms_fp32,

@@ -21,11 +21,13 @@ build="$pack-build"  # beside the pack, which then travels alone
 mkdir -p "$build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMNRL_WERROR=ON -DMNRL_CUDA=ON -DMNRL_MPI=OFF \
       -DMNRL_LINK_BINARY=OFF -DCMAKE_CUDA_ARCHITECTURES="$arch" >"$build/configure.log"
-cmake --build "$build" -j"$(nproc)" --target mnrl_cuda gpu_tests test_dist_nccl bench_gpu_loss \
-    bench_gpu_attention >"$build/build.log"
+# The GPU timers: one target per bench/bench_gpu_*.c, as bench/CMakeLists.txt makes them.
+timers=$(cd "$root/bench" && ls bench_gpu_*.c | sed 's/\.c$//')
+cmake --build "$build" -j"$(nproc)" --target mnrl_cuda gpu_tests test_dist_nccl $timers >"$build/build.log"
 rm -rf "$pack/bin" "$pack/libs"
 mkdir -p "$pack/bin" "$pack/libs"
-cp "$build/mnrl_cuda" "$build/tests/test_dist_nccl" "$build"/bench/bench_gpu_* "$pack/bin/"
+cp "$build/mnrl_cuda" "$build/tests/test_dist_nccl" "$pack/bin/"
+for timer in $timers; do cp "$build/bench/$timer" "$pack/bin/"; done
 find "$build/tests/emu" -maxdepth 1 -name 'gpu_*' -type f -executable -exec cp {} "$pack/bin/" \;
 # The libraries the binaries load from outside the CUDA toolkit, plus the CUDA runtime.
 ldd "$pack/bin/mnrl_cuda" |
